@@ -1,0 +1,15 @@
+from .checks import check_finite_nonempty, check_same_spatial_shape, load_volume
+from .geometry import crop_affine, mask_bounding_box, to_ras_spacing
+from .datalist import load_datalist, split_subjects, write_datalist
+
+__all__ = [
+    "check_finite_nonempty",
+    "check_same_spatial_shape",
+    "load_volume",
+    "crop_affine",
+    "mask_bounding_box",
+    "to_ras_spacing",
+    "load_datalist",
+    "split_subjects",
+    "write_datalist",
+]

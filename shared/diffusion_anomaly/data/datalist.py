@@ -1,0 +1,85 @@
+"""MONAI datalists (``{"training": [...], "validation": [...], "test": [...]}``) and subject-level splits."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputDataError
+from ..io.atomic import atomic_write_json
+
+SPLITS = ("training", "validation", "test")
+
+
+def split_subjects(
+    subjects: Sequence[str], fractions: Sequence[float] = (0.75, 0.05, 0.2), seed: int = 0
+) -> dict[str, list[str]]:
+    """Shuffle the distinct subjects with ``seed`` and cut them into training / validation / test.
+
+    Every subject lands in exactly one split, so no subject's slices leak across splits. Split sizes are
+    ``round(fraction * n)`` for validation and test (at least one each when the fraction is positive and
+    enough subjects exist); training takes the rest.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")
+    unique = sorted(set(subjects))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    shuffled = [unique[i] for i in order]
+    n = len(shuffled)
+    sizes = []
+    for f in fractions[1:]:
+        k = int(round(f * n))
+        if f > 0 and k == 0 and n >= 3:
+            k = 1
+        sizes.append(k)
+    n_val, n_test = sizes
+    if n_val + n_test >= n and n > 0:
+        raise ValueError(f"{n} subjects are too few for validation={n_val} and test={n_test}")
+    return {
+        "validation": shuffled[:n_val],
+        "test": shuffled[n_val : n_val + n_test],
+        "training": shuffled[n_val + n_test :],
+    }
+
+
+def write_datalist(path: str | os.PathLike, datalist: dict) -> Path:
+    """Atomically write a datalist; paths inside should be relative to the datalist's folder."""
+    return atomic_write_json(path, datalist)
+
+
+def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("image",)) -> list[dict]:
+    """Load one split of a datalist, resolving relative paths against the datalist's folder.
+
+    Raises ``InputDataError`` naming the file when it is missing, is not JSON, lacks the split, or an entry
+    lacks one of ``keys``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(path, "datalist file does not exist")
+    try:
+        content = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputDataError(path, f"datalist is not valid JSON ({err})") from err
+    if split not in content:
+        raise InputDataError(path, f"datalist has no '{split}' split (found {sorted(content)})")
+    base = path.parent
+    entries = []
+    for i, entry in enumerate(content[split]):
+        missing = [k for k in keys if k not in entry]
+        if missing:
+            name = entry.get("subject", f"entry {i}")
+            raise InputDataError(path, f"'{split}' {name} lacks key(s) {missing}")
+        entries.append({k: _resolve(v, base) for k, v in entry.items()})
+    return entries
+
+
+def _resolve(value, base: Path):
+    if isinstance(value, str) and (value.endswith(".nii") or value.endswith(".nii.gz") or value.endswith(".dcm")):
+        return value if os.path.isabs(value) else str(base / value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return [_resolve(v, base) for v in value]
+    return value

@@ -1,0 +1,42 @@
+"""One geometry for every volume: RAS orientation, isotropic spacing, crop to a mask's bounding box."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Orientation, Spacing
+
+
+def to_ras_spacing(
+    array: np.ndarray, affine: np.ndarray, spacing: float = 1.0, mode: str = "bilinear"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reorient a 3-D array to RAS and resample it to isotropic ``spacing`` mm with MONAI.
+
+    ``mode`` is "bilinear" for intensities and "nearest" for masks and labels.
+    """
+    img = MetaTensor(torch.as_tensor(np.asarray(array, dtype=np.float32))[None], affine=torch.as_tensor(affine))
+    img = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(img)
+    img = Spacing(pixdim=(spacing,) * 3, mode=mode, padding_mode="zeros")(img)
+    return img[0].numpy(), np.asarray(img.affine, dtype=np.float64)
+
+
+def mask_bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
+    """Slices of the smallest box holding every non-zero voxel of ``mask``, grown by ``margin`` (clipped)."""
+    nz = np.nonzero(mask)
+    if len(nz[0]) == 0:
+        raise ValueError("mask is empty, no bounding box")
+    return tuple(
+        slice(max(int(idx.min()) - margin, 0), min(int(idx.max()) + 1 + margin, size))
+        for idx, size in zip(nz, mask.shape)
+    )
+
+
+def crop_affine(affine: np.ndarray, box: Sequence[slice]) -> np.ndarray:
+    """Affine of a cropped array: the world position of voxel (0,0,0) moves to the box start."""
+    out = np.array(affine, dtype=np.float64)
+    start = np.array([s.start for s in box] + [1.0])
+    out[:, 3] = affine @ start
+    return out

@@ -1,0 +1,130 @@
+"""Case-by-case inference for bundles: one bad scan is recorded and skipped, the batch job goes on."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from monai.data import MetaTensor, list_data_collate
+from monai.inferers import Inferer
+from tqdm import tqdm
+
+from ..errors import InputDataError
+from ..io.atomic import atomic_write_json
+
+
+def case_name(item: Mapping) -> str:
+    """``case`` (or ``subject``) from the datalist, else the image file name without extension."""
+    for key in ("case", "subject"):
+        if isinstance(item.get(key), str):
+            return item[key]
+    image = item.get("image")
+    meta = getattr(image, "meta", {}) if image is not None else {}
+    name = meta.get("filename_or_obj") or (image if isinstance(image, str) else None)
+    if isinstance(name, (list, tuple)):
+        name = name[0]
+    if not name:
+        return "case"
+    return Path(str(name)).name.removesuffix(".gz").removesuffix(".nii").removesuffix(".dcm")
+
+
+def input_error(err: BaseException) -> InputDataError | None:
+    """The ``InputDataError`` behind ``err`` (MONAI wraps transform errors in RuntimeError), if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, InputDataError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def infer_item(
+    item: dict, inferer: Inferer, network: torch.nn.Module | None, device: torch.device | str = "cpu",
+    amp: bool = True,
+) -> dict:
+    """Run ``inferer(image[None], network)`` on one preprocessed item and add its outputs to the item.
+
+    The inferer may return a tensor (the anomaly map, stored as ``pred``) or a dict of tensors (``pred``,
+    ``restoration``, ``mask``, ...). Outputs are float32 on the CPU and carry the image's meta data, so MONAI's
+    ``Invertd`` can map them back to the input grid. bf16 autocast is used on CUDA when ``amp`` is set.
+    """
+    device = torch.device(device)
+    batch = list_data_collate([item])
+    inputs = batch["image"].to(device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        outputs = inferer(inputs, network)
+    if not isinstance(outputs, Mapping):
+        outputs = {"pred": outputs}
+    result = dict(item)
+    image = item["image"]
+    for key, value in outputs.items():
+        value = torch.as_tensor(value)[0].detach().float().cpu()
+        if isinstance(image, MetaTensor) and tuple(value.shape[1:]) == tuple(image.shape[1:]):
+            value = MetaTensor(value, meta=dict(image.meta), applied_operations=list(image.applied_operations))
+        result[key] = value
+    return result
+
+
+class CaseRunner:
+    """Preprocess, infer and post-process (e.g. invert and save) every case of ``dataset`` in turn.
+
+    A case whose preprocessing, inference or writing fails is recorded in ``<output_dir>/failures.json`` with
+    the error (bad input errors name the file) and skipped. Used as the ``evaluator`` of inference configs.
+
+    Args:
+        dataset: a MONAI ``Dataset`` whose transform is the bundle's preprocessing.
+        inferer: the method's inferer, called as ``inferer(inputs, network)``.
+        network: the network (None for network-free baselines).
+        postprocessing: callable applied to each output item (inversion, writers).
+        device: where the network runs.
+        output_dir: where ``failures.json`` and ``run_summary.json`` go.
+        amp: bf16 autocast on CUDA.
+        progress: show a progress bar over cases.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        inferer: Inferer,
+        network: torch.nn.Module | None = None,
+        postprocessing: Callable | None = None,
+        device: torch.device | str = "cpu",
+        output_dir: str | os.PathLike | None = None,
+        amp: bool = True,
+        progress: bool = True,
+    ):
+        self.dataset, self.inferer, self.network = dataset, inferer, network
+        self.postprocessing, self.device, self.amp, self.progress = postprocessing, device, amp, progress
+        self.output_dir = Path(output_dir) if output_dir else None
+
+    def run(self) -> dict:
+        if self.network is not None:
+            self.network.eval()
+        done, failed, seconds = [], [], []
+        data = getattr(self.dataset, "data", [None] * len(self.dataset))
+        for index in tqdm(range(len(self.dataset)), desc="cases", unit="case", disable=not self.progress):
+            name = case_name(data[index]) if isinstance(data[index], Mapping) else str(index)
+            start = time.perf_counter()
+            try:
+                item = infer_item(self.dataset[index], self.inferer, self.network, self.device, self.amp)
+                if self.postprocessing is not None:
+                    self.postprocessing(item)
+            except Exception as err:  # record and go on: one bad scan must not stop the batch
+                cause = input_error(err)
+                message = str(cause) if cause else f"{type(err).__name__}: {err}"
+                failed.append({"case": name, "error": message,
+                               "traceback": None if cause else traceback.format_exc(limit=5)})
+                tqdm.write(f"FAILED {name}: {message}")
+                continue
+            seconds.append(time.perf_counter() - start)
+            done.append(name)
+        summary = {"done": done, "failed": failed, "seconds_per_case": seconds}
+        if self.output_dir is not None:
+            atomic_write_json(self.output_dir / "failures.json", failed)
+            atomic_write_json(self.output_dir / "run_summary.json", summary)
+        return summary

@@ -1,0 +1,3 @@
+from .intensity import IntensityInferer
+
+__all__ = ["IntensityInferer"]

@@ -1,0 +1,154 @@
+"""Intensity normalisations used by the three methods (each a config switch in the bundles)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+from ..errors import InputDataError
+from .checks import source_name
+
+
+def _as_tensor(x) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+def like(out: torch.Tensor, ref):
+    """``out`` with the meta data and transform history of ``ref`` (so MONAI can still invert the pipeline)."""
+    if isinstance(ref, MetaTensor):
+        return MetaTensor(out, meta=dict(ref.meta), applied_operations=list(ref.applied_operations))
+    return out
+
+
+class ScalePercentiled(MapTransform):
+    """Map intensity percentile ``lower`` to ``b_min`` and ``upper`` to ``b_max``, per channel.
+
+    DISYRE: ``lower=0, upper=98`` over the whole volume, background included (``foreground=None``).
+    AnoFPDM: ``lower=None`` (keep 0 at 0), ``upper=99`` over the non-zero voxels (``foreground="nonzero"``).
+    ``foreground`` may also name a mask key; percentiles are then taken inside that mask only.
+
+    Args:
+        keys: image keys.
+        lower: lower percentile, or None to use 0 as the lower reference value.
+        upper: upper percentile (0-100).
+        b_min: output value at the lower reference.
+        b_max: output value at the upper percentile.
+        clip: clip the output to ``[b_min, b_max]``.
+        foreground: None (all voxels), "nonzero", or the key of a mask.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        lower: float | None = 0.0,
+        upper: float = 98.0,
+        b_min: float = 0.0,
+        b_max: float = 1.0,
+        clip: bool = True,
+        foreground: str | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, allow_missing_keys)
+        if not 0 <= upper <= 100 or (lower is not None and not 0 <= lower < upper):
+            raise ValueError(f"percentiles must satisfy 0 <= lower < upper <= 100, got lower={lower}, upper={upper}")
+        self.lower, self.upper = lower, upper
+        self.b_min, self.b_max, self.clip = b_min, b_max, clip
+        self.foreground = foreground
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = _as_tensor(d[key])
+            out = torch.empty_like(img, dtype=torch.float32)
+            for c in range(img.shape[0]):
+                out[c] = self._scale(img[c].float(), self._selection(d, img, c), source_name(d, key))
+            d[key] = like(out, d[key])
+        return d
+
+    def _selection(self, d: Mapping, img: torch.Tensor, c: int) -> torch.Tensor | None:
+        if self.foreground is None:
+            return None
+        if self.foreground == "nonzero":
+            return img[c] != 0
+        mask = _as_tensor(d[self.foreground])
+        return mask[0 if mask.shape[0] == 1 else c] > 0
+
+    def _scale(self, x: torch.Tensor, selection: torch.Tensor | None, name: str) -> torch.Tensor:
+        return percentile_scale(x, self.lower, self.upper, self.b_min, self.b_max, self.clip, selection, name)
+
+
+def percentile_scale(
+    x: torch.Tensor,
+    lower: float | None,
+    upper: float,
+    b_min: float = 0.0,
+    b_max: float = 1.0,
+    clip: bool = True,
+    selection: torch.Tensor | None = None,
+    name: str = "image",
+) -> torch.Tensor:
+    """Linear map of percentile ``lower`` (or 0 when None) to ``b_min`` and ``upper`` to ``b_max``.
+
+    Percentiles are taken over ``x[selection]`` (all voxels when None); ``name`` labels errors.
+    """
+    x = _as_tensor(x).float()
+    values = x[selection] if selection is not None else x.flatten()
+    if values.numel() == 0:
+        raise InputDataError(name, "no foreground voxels to compute intensity percentiles from")
+    qs = [upper / 100.0] if lower is None else [lower / 100.0, upper / 100.0]
+    ref = _quantiles(values, qs)
+    lo, hi = (0.0, ref[0]) if lower is None else (ref[0], ref[1])
+    if hi <= lo:
+        raise InputDataError(name, f"intensity percentiles are degenerate (p{upper} = {hi} <= {lo})")
+    y = (x - lo) / (hi - lo) * (b_max - b_min) + b_min
+    return y.clamp(b_min, b_max) if clip else y
+
+
+def _quantiles(values: torch.Tensor, qs: list[float]) -> list[float]:
+    # numpy: torch.quantile refuses inputs over 16M elements; linear interpolation in both.
+    return [float(v) for v in np.quantile(values.detach().cpu().numpy().astype(np.float64), qs)]
+
+
+class SliceMinMaxd(MapTransform):
+    """Min-max rescale every 2-D slice along ``axis`` (and every channel) to ``[b_min, b_max]``.
+
+    On a 2-D image (C, H, W) with ``axis=None`` this rescales each channel of the whole slice, as Synomaly
+    and AnoFPDM do per slice. A constant slice (e.g. empty background) is set to ``b_min``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        b_min: float = -1.0,
+        b_max: float = 1.0,
+        axis: int | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, allow_missing_keys)
+        self.b_min, self.b_max, self.axis = b_min, b_max, axis
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = _as_tensor(d[key]).float()
+            out = minmax_per_slice(img, self.axis, self.b_min, self.b_max)
+            d[key] = like(out, d[key])
+        return d
+
+
+def minmax_per_slice(img: torch.Tensor, axis: int | None, b_min: float, b_max: float) -> torch.Tensor:
+    """Min-max over all spatial dims except ``axis`` (None: over all spatial dims), per channel."""
+    spatial = list(range(1, img.ndim))
+    if axis is not None:
+        spatial.remove(axis % img.ndim)
+    lo = img.amin(dim=spatial, keepdim=True)
+    hi = img.amax(dim=spatial, keepdim=True)
+    span = hi - lo
+    scaled = (img - lo) / torch.where(span > 0, span, torch.ones_like(span))
+    scaled = torch.where(span > 0, scaled, torch.zeros_like(scaled))
+    return scaled * (b_max - b_min) + b_min

@@ -1,0 +1,120 @@
+"""Intensity, mask and input-check transforms: values derived by hand."""
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import CropForegroundd
+
+from diffusion_anomaly.errors import InputDataError
+from diffusion_anomaly.transforms import ApplyMaskd, CheckInputd, ScalePercentiled, SliceMinMaxd
+
+
+def _img(arr, name="vol.nii.gz"):
+    return MetaTensor(torch.as_tensor(arr, dtype=torch.float32), meta={"filename_or_obj": name})
+
+
+def test_percentile_scaling_maps_p98_to_one_and_p0_to_zero(rng):
+    x = rng.gamma(2.0, 50.0, size=(1, 20, 20, 10)).astype(np.float32)
+    out = ScalePercentiled("image", lower=0, upper=98, clip=False)({"image": _img(x)})["image"]
+    p0, p98 = np.quantile(x, [0.0, 0.98])
+    expected = (x - p0) / (p98 - p0)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert abs(float(np.quantile(out.numpy(), 0.98)) - 1.0) < 1e-5
+    clipped = ScalePercentiled("image", lower=0, upper=98)({"image": _img(x)})["image"]
+    assert float(clipped.max()) == 1.0 and float(clipped.min()) == 0.0
+    assert isinstance(clipped, MetaTensor) and clipped.meta["filename_or_obj"] == "vol.nii.gz"
+
+
+def test_percentile_on_nonzero_foreground_keeps_zero(rng):
+    x = np.zeros((2, 10, 10, 4), np.float32)
+    x[:, 2:8, 2:8] = rng.uniform(1, 100, size=(2, 6, 6, 4))
+    out = ScalePercentiled("image", lower=None, upper=99, foreground="nonzero", clip=False)({"image": _img(x)})
+    for c in range(2):
+        p99 = np.quantile(x[c][x[c] != 0], 0.99)
+        np.testing.assert_allclose(out["image"][c].numpy(), x[c] / p99, rtol=1e-5)
+    assert float(out["image"][:, 0].abs().max()) == 0.0
+
+
+def test_percentile_inside_mask_key(rng):
+    x = rng.uniform(0, 10, size=(1, 8, 8, 8)).astype(np.float32)
+    mask = np.zeros_like(x)
+    mask[:, :4] = 1
+    out = ScalePercentiled("image", lower=0, upper=100, foreground="brain_mask", clip=False)(
+        {"image": _img(x), "brain_mask": _img(mask)}
+    )
+    lo, hi = x[mask > 0].min(), x[mask > 0].max()
+    np.testing.assert_allclose(out["image"].numpy(), (x - lo) / (hi - lo), rtol=1e-5)
+
+
+def test_percentile_errors():
+    with pytest.raises(ValueError, match="percentiles"):
+        ScalePercentiled("image", lower=50, upper=10)
+    with pytest.raises(InputDataError, match="flat.nii: intensity percentiles are degenerate"):
+        ScalePercentiled("image")({"image": _img(np.ones((1, 4, 4, 4)), "flat.nii")})
+    with pytest.raises(InputDataError, match="no foreground voxels"):
+        ScalePercentiled("image", foreground="nonzero")({"image": _img(np.zeros((1, 4, 4, 4)))})
+
+
+def test_slice_minmax_per_axial_slice(rng):
+    x = rng.normal(size=(1, 6, 5, 3)).astype(np.float32)
+    x[..., 2] = 7.0  # constant slice
+    out = SliceMinMaxd("image", axis=-1)({"image": _img(x)})["image"].numpy()
+    for z in range(2):
+        s = x[0, :, :, z]
+        np.testing.assert_allclose(out[0, :, :, z], (s - s.min()) / (s.max() - s.min()) * 2 - 1, atol=1e-6)
+    assert np.all(out[0, :, :, 2] == -1.0)
+    two_d = SliceMinMaxd("image", b_min=0, b_max=1)({"image": _img(x[..., 0])})["image"].numpy()
+    assert two_d.min() == 0.0 and two_d.max() == 1.0
+
+
+def test_apply_mask_zeroes_outside_and_checks_shape():
+    x = _img(np.full((2, 4, 4, 4), 3.0))
+    m = np.zeros((1, 4, 4, 4))
+    m[0, 1:3, 1:3, 1:3] = 1
+    out = ApplyMaskd("image")({"image": x, "brain_mask": _img(m, "m.nii")})["image"]
+    assert float(out.sum()) == 2 * 8 * 3.0
+    with pytest.raises(InputDataError, match="m.nii: spatial shape"):
+        ApplyMaskd("image")({"image": x, "brain_mask": _img(np.ones((1, 4, 4, 5)), "m.nii")})
+
+
+def test_check_input_rejects_bad_volumes():
+    check = CheckInputd("image", spatial_dims=3, num_channels=1, mask_keys=("label",))
+    good = {"image": _img(np.arange(64.0).reshape(1, 4, 4, 4)), "label": _img(np.zeros((1, 4, 4, 4)))}
+    assert check(good)["image"].shape == (1, 4, 4, 4)
+    with pytest.raises(InputDataError, match="vol.nii.gz: expected a 3-D image"):
+        check({"image": _img(np.ones((1, 4, 4)))})
+    with pytest.raises(InputDataError, match="expected 1 channel.s., found 2"):
+        check({"image": _img(np.arange(128.0).reshape(2, 4, 4, 4))})
+    nan = np.arange(64.0).reshape(1, 4, 4, 4)
+    nan[0, 0, 0, 0] = np.nan
+    with pytest.raises(InputDataError, match="1 NaN"):
+        check({"image": _img(nan)})
+    with pytest.raises(InputDataError, match="empty"):
+        check({"image": _img(np.zeros((1, 4, 4, 4)))})
+    with pytest.raises(InputDataError, match="lab.nii: spatial shape"):
+        check({"image": good["image"], "label": _img(np.zeros((1, 4, 4, 3)), "lab.nii")})
+
+
+def test_foreground_crop_keeps_every_nonzero_voxel(rng):
+    """The bundles crop with MONAI CropForegroundd on the brain mask; nothing inside the mask may be lost."""
+    x = rng.uniform(1, 2, size=(1, 20, 18, 16)).astype(np.float32)
+    mask = np.zeros_like(x)
+    mask[0, 3:9, 5:15, 2:4] = 1
+    mask[0, 12, 1, 10] = 1
+    out = CropForegroundd(["image", "brain_mask"], source_key="brain_mask", margin=1)(
+        {"image": _img(x), "brain_mask": _img(mask)}
+    )
+    assert float(out["brain_mask"].sum()) == float(mask.sum())
+    assert float((out["image"] * out["brain_mask"]).sum()) == pytest.approx(float((x * mask).sum()), rel=1e-6)
+    assert tuple(out["image"].shape[1:]) == (12, 16, 11)  # box x 3..12, y 1..14, z 2..10, + margin 1
+
+
+def test_intensity_transforms_keep_transform_history_for_inversion():
+    from monai.transforms import Orientationd
+
+    x = MetaTensor(torch.rand(1, 4, 5, 6) + 0.1, affine=torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0])))
+    d = Orientationd("image", axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))({"image": x})
+    for transform in (ScalePercentiled("image"), SliceMinMaxd("image", axis=-1)):
+        out = transform(d)["image"]
+        assert len(out.applied_operations) == 1 and out.applied_operations[0]["class"] == "Orientation"
