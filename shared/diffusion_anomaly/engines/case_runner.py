@@ -43,6 +43,19 @@ def input_error(err: BaseException) -> InputDataError | None:
     return None
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for a failure report: our InputDataError, else the innermost cause (e.g. a reader's own error,
+    which names the file) rather than MONAI's generic "applying transform" wrapper."""
+    cause = input_error(err)
+    if cause is not None:
+        return str(cause)
+    root, seen = err, set()
+    while (root.__cause__ or root.__context__) is not None and id(root) not in seen:
+        seen.add(id(root))
+        root = root.__cause__ or root.__context__
+    return f"{type(root).__name__}: {root}"
+
+
 def infer_item(
     item: dict, inferer: Inferer, network: torch.nn.Module | None, device: torch.device | str = "cpu",
     amp: bool = True,
@@ -115,10 +128,9 @@ class CaseRunner:
                 if self.postprocessing is not None:
                     self.postprocessing(item)
             except Exception as err:  # record and go on: one bad scan must not stop the batch
-                cause = input_error(err)
-                message = str(cause) if cause else f"{type(err).__name__}: {err}"
+                message = describe_error(err)
                 failed.append({"case": name, "error": message,
-                               "traceback": None if cause else traceback.format_exc(limit=5)})
+                               "traceback": None if input_error(err) else traceback.format_exc()})
                 tqdm.write(f"FAILED {name}: {message}")
                 continue
             seconds.append(time.perf_counter() - start)

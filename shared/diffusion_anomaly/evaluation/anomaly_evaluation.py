@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..engines.case_runner import case_name, infer_item, input_error
+from ..engines.case_runner import case_name, describe_error, infer_item
 from ..errors import InputDataError
 from ..io import atomic_write_json, atomic_write_text
 from ..io.overlay import save_pr_curve_png
@@ -122,9 +122,7 @@ class AnomalyEvaluation:
                 nfe = getattr(self.inferer, "nfe", 0) - nfe_before
                 yield name, item, time.perf_counter() - start, nfe
             except Exception as err:  # a bad case is reported, the evaluation goes on
-                cause = input_error(err)
-                self.failures.append({"stage": desc, "case": name,
-                                      "error": str(cause) if cause else f"{type(err).__name__}: {err}"})
+                self.failures.append({"stage": desc, "case": name, "error": describe_error(err)})
                 tqdm.write(f"FAILED {desc} {name}: {self.failures[-1]['error']}")
 
     def _region(self, item: dict, score: np.ndarray, name: str) -> np.ndarray:

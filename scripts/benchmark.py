@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Evaluate every bundle (and the intensity baseline) on one datalist and device; print one markdown table.
+
+Each bundle runs its own evaluate workflow through the MONAI bundle CLI in a fresh process:
+  python -m monai.bundle run --config_file "['<bundle>/configs/inference.json','<bundle>/configs/evaluate.json']"
+and the table is read from the ``metrics.json`` files it writes. Also writes the table as JSON.
+
+Usage: python scripts/benchmark.py [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
+                                   [--device cpu|cuda] [--out runs/benchmark]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COLUMNS = ("method", "AP", "oracle Dice", "Dice @ FPR 5 %", "slice AUROC (mean)", "NFE / slice", "s / volume",
+           "peak memory (MB)", "device")
+
+
+def _fmt(x, digits=3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def row(metrics: dict) -> dict:
+    cost = metrics["cost"]
+    memory = cost["peak_gpu_mb"] if cost.get("peak_gpu_mb") is not None else cost["peak_rss_mb"]
+    return {
+        "method": metrics["method"],
+        "AP": metrics["pooled"]["ap"],
+        "oracle Dice": metrics["pooled"]["oracle_dice"],
+        "Dice @ FPR 5 %": metrics["calibrated"].get("fpr_5", {}).get("dice"),
+        "slice AUROC (mean)": metrics["slice_level"].get("mean", {}).get("auroc"),
+        "NFE / slice": cost["nfe_per_slice"],
+        "s / volume": cost["seconds_per_volume"],
+        "peak memory (MB)": memory,
+        "device": cost["device"],
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = [_fmt(r[c], 2 if c in ("s / volume", "NFE / slice") else 0 if "memory" in c else 3) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundles", nargs="+", help="bundle folder names (default: every bundle with evaluate.json)")
+    parser.add_argument("--datalist", type=Path, help="datalist with 'validation' and 'test' splits (default: demo)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    parser.add_argument("--out", type=Path, default=REPO / "runs/benchmark")
+    args = parser.parse_args()
+
+    names = args.bundles or sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/evaluate.json"))
+    rows, failed = [], []
+    for name in names:
+        configs = REPO / "bundles" / name / "configs"
+        out = (args.out / name).resolve()
+        cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
+               str([str(configs / "inference.json"), str(configs / "evaluate.json")]), "--output_dir", str(out)]
+        if args.datalist:
+            cmd += ["--datalist", str(args.datalist.resolve())]
+        if args.device:
+            cmd += ["--device", f"$torch.device('{args.device}')"]
+        print(f"== {name}: {' '.join(cmd)}", flush=True)
+        start = time.perf_counter()
+        result = subprocess.run(cmd)
+        metrics_file = out / "evaluation/metrics.json"
+        if result.returncode != 0 or not metrics_file.is_file():
+            failed.append(name)
+            print(f"== {name}: FAILED (exit {result.returncode})", file=sys.stderr)
+            continue
+        r = row(json.loads(metrics_file.read_text()))
+        r["bundle"], r["wall_seconds"] = name, round(time.perf_counter() - start, 1)
+        rows.append(r)
+    table = markdown(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmark.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "benchmark.md").write_text(table)
+    print("\n" + table)
+    if failed:
+        print(f"failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
