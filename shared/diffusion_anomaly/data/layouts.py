@@ -76,23 +76,23 @@ def scan_brats2023(root, modalities=None):
 def scan_ixi(root, modalities=None):
     """IXI: ``IXI002-Guys-0828-T1.nii.gz`` (any sub-folder, e.g. ``IXI-T1/``); healthy volunteers, no labels."""
     mods = _modalities(modalities, ("T1",), ("T1", "T2", "PD", "MRA", "DTI"))
-    found: dict[str, dict[str, Path]] = {}
-    for f in sorted(Path(root).rglob("IXI*.nii*")):
-        m = re.fullmatch(r"(IXI\d+)-[A-Za-z]+-\d+-([A-Z0-9]+)\.nii(\.gz)?", f.name)
-        if m:
-            found.setdefault(m.group(1), {})[m.group(2)] = f
-    return _multi_modal(found, mods)
+    return _multi_modal(_by_subject(root, "IXI*.nii*", r"(IXI\d+)-[A-Za-z]+-\d+-([A-Z0-9]+)\.nii(\.gz)?"), mods)
 
 
 def scan_camcan(root, modalities=None):
     """CamCAN (BIDS): ``sub-CC110033/anat/sub-CC110033_T1w.nii.gz``; healthy adults, no labels."""
     mods = _modalities(modalities, ("T1w",), ("T1w", "T2w"))
+    return _multi_modal(_by_subject(root, "sub-CC*_*w.nii*", r"(sub-CC\d+)_(T1w|T2w)\.nii(\.gz)?"), mods)
+
+
+def _by_subject(root, glob: str, pattern: str) -> dict[str, dict[str, Path]]:
+    """``{subject: {modality: file}}`` from file names whose ``pattern`` groups are (subject, modality)."""
     found: dict[str, dict[str, Path]] = {}
-    for f in sorted(Path(root).rglob("sub-CC*_*w.nii*")):
-        m = re.fullmatch(r"(sub-CC\d+)_(T1w|T2w)\.nii(\.gz)?", f.name)
+    for f in sorted(Path(root).rglob(glob)):
+        m = re.fullmatch(pattern, f.name)
         if m:
             found.setdefault(m.group(1), {})[m.group(2)] = f
-    return _multi_modal(found, mods)
+    return found
 
 
 def _multi_modal(found: dict[str, dict[str, Path]], mods: list[str]) -> tuple[list[Case], list[Problem]]:

@@ -63,7 +63,7 @@ def infer_item(
     """Run ``inferer(image[None], network)`` on one preprocessed item and add its outputs to the item.
 
     The inferer may return a tensor (the anomaly map, stored as ``pred``) or a dict of tensors (``pred``,
-    ``restoration``, ``mask``, ...). Outputs are float32 on the CPU and carry the image's meta data, so MONAI's
+    ``restoration``, ``mask``, ...). Outputs are on the CPU (float32 unless integer, e.g. stage counts) and carry the image's meta data, so MONAI's
     ``Invertd`` can map them back to the input grid. bf16 autocast is used on CUDA when ``amp`` is set.
     """
     device = torch.device(device)
@@ -76,7 +76,8 @@ def infer_item(
     result = dict(item)
     image = item["image"]
     for key, value in outputs.items():
-        value = torch.as_tensor(value)[0].detach().float().cpu()
+        value = torch.as_tensor(value)[0].detach().cpu()
+        value = value.float() if value.is_floating_point() else value
         if isinstance(image, MetaTensor) and tuple(value.shape[1:]) == tuple(image.shape[1:]):
             value = MetaTensor(value, meta=dict(image.meta), applied_operations=list(image.applied_operations))
         result[key] = value

@@ -1,3 +1,5 @@
+from .disyre import DisyreInferer
 from .intensity import IntensityInferer
+from .synomaly import SynomalyInferer
 
-__all__ = ["IntensityInferer"]
+__all__ = ["DisyreInferer", "IntensityInferer", "SynomalyInferer"]

@@ -57,14 +57,20 @@ def curve_from_counts(thresholds: np.ndarray, pos: np.ndarray, neg: np.ndarray) 
     return CurveMetrics(ap, auroc, oracle_dice, oracle_threshold, int(n_pos), int(n_neg))
 
 
-def exact_counts(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct score values (descending) with the number of positive and negative items at each."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
+def flat_scores_labels(scores, labels, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened scores and boolean labels; raises ValueError for a size mismatch or non-finite scores."""
+    scores = np.asarray(scores, dtype=dtype).ravel()
     labels = np.asarray(labels).ravel().astype(bool)
     if scores.shape != labels.shape:
         raise ValueError(f"scores ({scores.size}) and labels ({labels.size}) differ in size")
     if scores.size and not np.isfinite(scores).all():
         raise ValueError("scores contain NaN or infinite values")
+    return scores, labels
+
+
+def exact_counts(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct score values (descending) with the number of positive and negative items at each."""
+    scores, labels = flat_scores_labels(scores, labels)
     values, inverse = np.unique(scores, return_inverse=True)
     pos = np.bincount(inverse, weights=labels, minlength=len(values))
     neg = np.bincount(inverse, minlength=len(values)) - pos

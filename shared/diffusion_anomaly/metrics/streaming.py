@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .curves import CurveMetrics, curve_from_counts, exact_counts, threshold_at_fpr
+from .curves import CurveMetrics, curve_from_counts, exact_counts, flat_scores_labels, threshold_at_fpr
 
 
 class ScoreHistogram:
@@ -80,12 +80,7 @@ class PooledScores:
         return self.histogram is None
 
     def update(self, scores, labels) -> None:
-        scores = np.asarray(scores, dtype=np.float32).ravel()
-        labels = np.asarray(labels).ravel().astype(bool)
-        if scores.shape != labels.shape:
-            raise ValueError(f"scores ({scores.size}) and labels ({labels.size}) differ in size")
-        if scores.size and not np.isfinite(scores).all():
-            raise ValueError("scores contain NaN or infinite values")
+        scores, labels = flat_scores_labels(scores, labels, np.float32)
         if self.histogram is not None:
             self.histogram.update(scores, labels)
             return

@@ -1,17 +1,19 @@
 from .checks import CheckInputd
-from .intensity import ScalePercentiled, SliceMinMaxd
+from .intensity import Clipd, ScalePercentiled, SliceMinMaxd
 from .mask import ApplyMaskd, EnsureBrainMaskd
 from .postprocess import median_filter_slices, remove_small_components
-from .writers import SaveMapd, SaveOverlayd
+from .writers import SaveJsond, SaveMapd, SaveOverlayd
 
 __all__ = [
     "CheckInputd",
     "ScalePercentiled",
     "SliceMinMaxd",
+    "Clipd",
     "ApplyMaskd",
     "EnsureBrainMaskd",
     "median_filter_slices",
     "remove_small_components",
     "SaveMapd",
+    "SaveJsond",
     "SaveOverlayd",
 ]

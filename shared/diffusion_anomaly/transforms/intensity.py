@@ -152,3 +152,17 @@ def minmax_per_slice(img: torch.Tensor, axis: int | None, b_min: float, b_max: f
     scaled = (img - lo) / torch.where(span > 0, span, torch.ones_like(span))
     scaled = torch.where(span > 0, scaled, torch.zeros_like(scaled))
     return scaled * (b_max - b_min) + b_min
+
+
+class Clipd(MapTransform):
+    """Clip intensities to ``[minv, maxv]`` (after augmentations that can leave the [0, 1] range)."""
+
+    def __init__(self, keys: KeysCollection, minv: float = 0.0, maxv: float = 1.0, allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.minv, self.maxv = minv, maxv
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = like(_as_tensor(d[key]).clamp(self.minv, self.maxv), d[key])
+        return d

@@ -89,3 +89,21 @@ def best_axial_slice(score: np.ndarray, brain: np.ndarray) -> int:
     totals = (score * brain).reshape(-1, score.shape[-1]).sum(0)
     means = np.where(brain_voxels > 0, totals / np.maximum(brain_voxels, 1), -np.inf)
     return int(np.argmax(means))
+
+
+class SaveJsond(MapTransform):
+    """Write non-image outputs (e.g. Synomaly's stages per slice) as ``<output_dir>/<case>/<key>.json``."""
+
+    def __init__(self, keys: KeysCollection, output_dir: str | os.PathLike, allow_missing_keys: bool = True):
+        super().__init__(keys, allow_missing_keys)
+        self.output_dir = Path(output_dir)
+
+    def __call__(self, data: Mapping) -> dict:
+        from ..io import atomic_write_json
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value = d[key]
+            value = value.tolist() if hasattr(value, "tolist") else value
+            atomic_write_json(self.output_dir / case_name(d) / f"{key}.json", {key: value})
+        return d

@@ -1,0 +1,161 @@
+"""Synomaly multi-stage diffusion (Bi et al. 2024): noise, restore in one step, keep what changed, repeat.
+
+Per stage, for every image still running: x_t = q_sample(x_tilde, t_s, fresh noise); x0_hat = one-step
+prediction from the network's noise estimate, clamped to [-1, 1]; D = |blur_k(x) - blur_k(x0_hat)| against
+the *original* x, zeroed below ``threshold`` and with connected components under ``min_component`` pixels
+removed (4-connectivity); binary mask m = D > 0; fusion x_tilde = (1 - m) x + m x0_hat (the paper's figure;
+the reference code's continuous-weight fusion is not used). An image stops when its mask changes by less than
+``change_tolerance`` (relative) or after ``max_stages``; stopped images leave the batch. The continuous D of
+the last stage is the anomaly map. Noise is seeded from each image's content, so results do not depend on
+batching.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.inferers import Inferer
+
+from ..corruptions.synomaly import kernel_sigma
+from ..ops import gaussian_blur2d
+from ..transforms.postprocess import remove_small_components
+
+
+def blur_kernel(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """k x k Gaussian blur (sigma by OpenCV's rule for sigma = 0), reflect-101 borders, per channel."""
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"blur kernel size must be a positive odd number, got {kernel_size}")
+    return gaussian_blur2d(x, kernel_sigma(kernel_size), kernel_size // 2, padding="reflect")
+
+
+class SynomalyInferer(Inferer):
+    """``inferer(inputs, network)`` -> ``{"pred", "mask", "restoration", "stages"}``.
+
+    Inputs are (B, C, H, W) slices or (B, C, H, W, D) volumes (processed as batches of axial slices), scaled
+    per slice to [-1, 1] with background at -1. Sizes are padded (with -1) to a multiple of ``divisible``.
+
+    Args:
+        scheduler: the DDPM scheduler the network was trained with (epsilon prediction).
+        noise_level: t_s, the same every stage.
+        blur_kernel: k of the difference map's Gaussian blur.
+        threshold: differences below it are set to 0.
+        min_component: connected components with fewer pixels are removed.
+        max_stages: at most this many stages (1 = single-stage mode).
+        change_tolerance: stop when |#m_n - #m_(n-1)| / #m_(n-1) < this.
+        slice_batch_size: slices per network call.
+        divisible: pad H and W to a multiple of this (the UNet's downsampling factor).
+        axial_dim: spatial axis of 3-D inputs that indexes slices.
+        downsample: integer factor by which slices are reduced (area averaging) before the network; maps and
+            restorations are returned at the input resolution (bilinear), the mask as ``map > 0``.
+        seed: base seed of the per-image noise.
+    """
+
+    def __init__(self, scheduler: Any, noise_level: int = 250, blur_kernel: int = 15, threshold: float = 0.3,
+                 min_component: int = 30, max_stages: int = 5, change_tolerance: float = 0.01,
+                 slice_batch_size: int = 32, divisible: int = 16, axial_dim: int = 2, downsample: int = 1,
+                 seed: int = 0):
+        super().__init__()
+        if not 0 <= noise_level < scheduler.num_train_timesteps:
+            raise ValueError(f"noise_level must lie in 0..{scheduler.num_train_timesteps - 1}, got {noise_level}")
+        if max_stages < 1:
+            raise ValueError(f"max_stages must be >= 1, got {max_stages}")
+        if blur_kernel < 1 or blur_kernel % 2 == 0:
+            raise ValueError(f"blur kernel size must be a positive odd number, got {blur_kernel}")
+        self.scheduler, self.noise_level, self.kernel, self.threshold = scheduler, noise_level, blur_kernel, threshold
+        self.min_component, self.max_stages, self.tol = min_component, max_stages, change_tolerance
+        if downsample < 1:
+            raise ValueError(f"downsample must be a positive integer, got {downsample}")
+        self.slice_batch_size, self.divisible, self.axial_dim, self.seed = slice_batch_size, divisible, axial_dim, seed
+        self.downsample = int(downsample)
+        self.nfe = 0
+
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
+        if inputs.ndim == 4:
+            return self._slices(inputs, network)
+        if inputs.ndim != 5:
+            raise ValueError(f"expected (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}")
+        b, c = inputs.shape[:2]
+        moved = torch.movedim(inputs, self.axial_dim + 2, 1)  # (B, D, C, ...)
+        spatial = moved.shape[3:]
+        flat = moved.reshape(-1, c, *spatial)
+        out = self._slices(flat, network)
+        result = {}
+        for key, value in out.items():
+            if key == "stages":
+                result[key] = value.view(b, -1)
+                continue
+            shaped = value.view(b, -1, value.shape[1], *spatial)
+            result[key] = torch.movedim(shaped, 1, self.axial_dim + 2)
+        return result
+
+    def _slices(self, x: torch.Tensor, network: torch.nn.Module) -> dict:
+        if self.downsample == 1:
+            return self._slices_at_working_size(x, network)
+        h, w = x.shape[-2:]
+        small = F.interpolate(x.float(), size=(h // self.downsample, w // self.downsample), mode="area")
+        out = self._slices_at_working_size(small, network)
+        for key in ("pred", "restoration"):
+            out[key] = F.interpolate(out[key], size=(h, w), mode="bilinear", align_corners=False)
+        out["mask"] = (out["pred"] > 0).float()
+        return out
+
+    def _slices_at_working_size(self, x: torch.Tensor, network: torch.nn.Module) -> dict:
+        n, _, h, w = x.shape
+        pad_h, pad_w = (-h) % self.divisible, (-w) % self.divisible
+        padded = F.pad(x, (0, pad_w, 0, pad_h), value=-1.0)
+        score = torch.zeros((n, 1, h + pad_h, w + pad_w), dtype=torch.float32, device=x.device)
+        mask, restoration = torch.zeros_like(score), padded.clone().float()
+        stages = torch.zeros(n, dtype=torch.long)
+        active = torch.nonzero((padded > -1).flatten(1).any(1)).flatten().tolist()  # empty slices score 0
+        for start in range(0, len(active), self.slice_batch_size):
+            idx = active[start : start + self.slice_batch_size]
+            s, m, r, k = self.multi_stage(padded[idx].float(), network)
+            score[idx], mask[idx], restoration[idx], stages[idx] = s, m, r, k
+        crop = (slice(None), slice(None), slice(0, h), slice(0, w))
+        return {"pred": score[crop], "mask": mask[crop], "restoration": restoration[crop], "stages": stages}
+
+    def multi_stage(self, x: torch.Tensor, network: torch.nn.Module):
+        """The stage loop on a batch of slices; returns score, binary mask, restoration and stages used."""
+        n = len(x)
+        x_tilde, restoration = x.clone(), x.clone()
+        score, mask = torch.zeros_like(x[:, :1]), torch.zeros_like(x[:, :1])
+        previous = torch.full((n,), float(x[0, 0].numel()))
+        stages = torch.zeros(n, dtype=torch.long)
+        running = torch.ones(n, dtype=torch.bool)
+        abar = float(self.scheduler.alphas_cumprod[self.noise_level])
+        seeds = [self.seed ^ zlib.crc32(img.detach().cpu().numpy().tobytes()) for img in x]
+        for stage in range(self.max_stages):
+            idx = torch.nonzero(running).flatten()
+            if len(idx) == 0:
+                break
+            noise = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(seeds[i] + stage))
+                                 for i in idx.tolist()]).to(x.device)
+            t = torch.full((len(idx),), self.noise_level, dtype=torch.long, device=x.device)
+            x_t = self.scheduler.add_noise(x_tilde[idx], noise, t)
+            self.nfe += len(idx)
+            eps = network(x_t, t).float()
+            x0 = ((x_t - (1 - abar) ** 0.5 * eps) / abar**0.5).clamp(-1, 1)
+            d = self.difference_map(x[idx], x0)
+            m = (d > 0).float()
+            x_tilde[idx] = (1 - m) * x[idx] + m * x0
+            count = m.flatten(1).sum(1).cpu()
+            change = (previous[idx] - count).abs() / previous[idx].clamp_min(1.0)
+            previous[idx] = count
+            stages[idx] += 1
+            score[idx], mask[idx], restoration[idx] = d, m, x0
+            running[idx] = change >= self.tol
+        return score, mask, restoration, stages
+
+    def difference_map(self, original: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
+        """Blurred, thresholded |original - restored| (mean over channels) without components < min_component."""
+        d = (blur_kernel(original, self.kernel) - blur_kernel(restored, self.kernel)).abs().mean(1, keepdim=True)
+        d = torch.where(d >= self.threshold, d, torch.zeros_like(d))
+        if self.min_component > 1:
+            keep = np.stack([remove_small_components(m[0], self.min_component, connectivity=1, per_slice_axis=None)
+                             for m in (d > 0).cpu().numpy()])
+            d = d * torch.as_tensor(keep, device=d.device)[:, None].to(d.dtype)
+        return d

@@ -1,0 +1,29 @@
+"""Loading bundle weights safely (``weights_only=True``) with errors that say what to do."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputDataError
+
+
+def load_weights(network: torch.nn.Module, path: str | os.PathLike, device: torch.device | str = "cpu",
+                 eval_mode: bool = True) -> torch.nn.Module:
+    """Load a state dict (plain, or under "model"/"network") into ``network`` and move it to ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(path, "no network weights here; train the bundle first (configs/train.json) or "
+                                   "download its models/model.pt")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "network"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputDataError(path, f"weights do not fit the configured network (wrong preset?): {err}") from err
+    network = network.to(device)
+    return network.eval() if eval_mode else network

@@ -1,0 +1,3 @@
+from .disyre import DisyreScheduler
+
+__all__ = ["DisyreScheduler"]

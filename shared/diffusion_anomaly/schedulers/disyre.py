@@ -1,0 +1,69 @@
+"""DISYRE's corruption-strength schedule (cold diffusion with synthetic anomalies instead of noise).
+
+Paper convention (Naval Marimont et al., ISBI 2024): T = 100 steps, DDPM betas linear from 1e-3 to 0.2,
+corruption strength ``alpha_t = 1 - sqrt(alphabar_t)`` for t = 1..T and ``alpha_0 = 0`` (the healthy image).
+So alpha grows with t: textures are corrupted at small t, whole structures at large t. Forward process with a
+shape mask ``m`` and a foreign patch ``x_fp``: ``x_t = (1 - alpha_t m) x_0 + alpha_t m x_fp``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class DisyreScheduler:
+    """Schedule, forward corruption and the healing step of DISYRE (API shaped like MONAI's schedulers).
+
+    Args:
+        num_train_timesteps: T.
+        beta_start: first DDPM beta.
+        beta_end: last DDPM beta.
+    """
+
+    def __init__(self, num_train_timesteps: int = 100, beta_start: float = 1e-3, beta_end: float = 0.2):
+        if num_train_timesteps < 2 or not 0 < beta_start < beta_end < 1:
+            raise ValueError("need num_train_timesteps >= 2 and 0 < beta_start < beta_end < 1")
+        self.num_train_timesteps = num_train_timesteps
+        betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # index t-1 holds alphabar_t
+        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
+        # alphas[t] for t = 0..T, alphas[0] = 0
+        self.alphas = torch.cat([torch.zeros(1, dtype=torch.float64), 1.0 - self.sqrt_alphas_cumprod])
+        self.timesteps = torch.arange(num_train_timesteps, 0, -25)
+
+    def alpha(self, timesteps: torch.Tensor | int) -> torch.Tensor:
+        """Corruption strength for integer timesteps in 0..T (float32, same shape)."""
+        t = torch.as_tensor(timesteps, dtype=torch.long)
+        if (t < 0).any() or (t > self.num_train_timesteps).any():
+            raise ValueError(f"timesteps must lie in 0..{self.num_train_timesteps}")
+        return self.alphas.to(t.device)[t].float()
+
+    def corrupt(self, original: torch.Tensor, foreign: torch.Tensor, mask: torch.Tensor,
+                timesteps: torch.Tensor) -> torch.Tensor:
+        """``(1 - alpha_t m) x_0 + alpha_t m x_fp`` per sample (the analogue of ``add_noise``)."""
+        a = self.alpha(timesteps).to(original.device).view(-1, *([1] * (original.ndim - 1)))
+        return (1 - a * mask) * original + a * mask * foreign
+
+    def sample_timesteps(self, n: int, generator: torch.Generator | None = None,
+                         device: torch.device | str = "cpu") -> torch.Tensor:
+        """Training timesteps t ~ U{1..T}."""
+        return torch.randint(1, self.num_train_timesteps + 1, (n,), generator=generator).to(device)
+
+    def timestep_for_alpha(self, alpha: float) -> int:
+        """The t in 1..T whose corruption strength is closest to ``alpha`` (the v2 ensemble gives levels as
+        strengths, which keeps them independent of the direction of the t axis)."""
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"a corruption strength lies in [0, 1], got {alpha}")
+        return int(torch.argmin((self.alphas[1:] - alpha).abs())) + 1
+
+    def set_timesteps(self, step_size: int = 25) -> torch.Tensor:
+        """Healing timesteps of Algorithm 1: T, T - S, T - 2S, ... (all > 0)."""
+        if not 1 <= step_size <= self.num_train_timesteps:
+            raise ValueError(f"step_size must lie in 1..{self.num_train_timesteps}, got {step_size}")
+        self.timesteps = torch.arange(self.num_train_timesteps, 0, -step_size)
+        return self.timesteps
+
+    def step(self, predicted_original: torch.Tensor, sample: torch.Tensor, next_timestep: int) -> torch.Tensor:
+        """Algorithm 1's re-corruption Q(x0_hat, x_cur, t_next, m=1) = (1 - a) x0_hat + a x_cur."""
+        a = float(self.alphas[next_timestep])
+        return (1 - a) * predicted_original + a * sample

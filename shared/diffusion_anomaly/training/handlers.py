@@ -1,0 +1,78 @@
+"""Ignite handlers for the bundles' trainers: gradient clipping and atomic resume checkpoints."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from ignite.engine import Engine, Events
+from monai.engines.utils import IterationEvents
+
+from ..io.atomic import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+
+class GradientClipping:
+    """Clip the global gradient norm after every backward pass (unscaling first under AMP)."""
+
+    def __init__(self, max_norm: float = 1.0):
+        if max_norm <= 0:
+            raise ValueError(f"max_norm must be positive, got {max_norm}")
+        self.max_norm = max_norm
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(IterationEvents.BACKWARD_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if getattr(engine, "amp", False) and getattr(engine, "scaler", None) is not None:
+            engine.scaler.unscale_(engine.optimizer)
+        torch.nn.utils.clip_grad_norm_(engine.network.parameters(), self.max_norm)
+
+
+class ResumeCheckpoint:
+    """Resume training: load ``path`` when training starts, save it every ``interval`` epochs (atomically).
+
+    The checkpoint holds ``{name: obj.state_dict()}`` for ``save_dict`` plus the trainer's own state
+    (epoch, iteration), loaded with ``weights_only=True``. A killed run restarts from its last saved epoch; a
+    kill while writing leaves the previous checkpoint intact. The configured ``max_epochs`` wins over the saved
+    one, so a finished run can be extended by raising it.
+    """
+
+    def __init__(self, path: str | os.PathLike, save_dict: Mapping[str, object], interval: int = 1):
+        if interval < 1:
+            raise ValueError(f"interval must be >= 1, got {interval}")
+        self.path, self.save_dict, self.interval = Path(path), dict(save_dict), interval
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.load)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self.save)
+        engine.add_event_handler(Events.COMPLETED, self.save)
+
+    def load(self, engine: Engine) -> None:
+        if not self.path.is_file():
+            return
+        checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
+        for name, obj in self.save_dict.items():
+            obj.load_state_dict(checkpoint[name])
+        max_epochs = engine.state.max_epochs
+        engine.load_state_dict(checkpoint["trainer"])
+        engine.state.max_epochs = max_epochs
+        logger.info(f"resumed from {self.path}: epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+        if engine.state.epoch >= max_epochs:
+            logger.info(f"already trained for {engine.state.epoch} >= max_epochs={max_epochs} epochs")
+            engine.terminate()
+
+    def save(self, engine: Engine) -> None:
+        if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return  # one writer under DDP; every rank loads the same file
+        state = {name: obj.state_dict() for name, obj in self.save_dict.items()}
+        state["trainer"] = engine.state_dict()
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.path, buffer.getvalue())
+        logger.info(f"saved checkpoint {self.path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")

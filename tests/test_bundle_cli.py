@@ -1,0 +1,147 @@
+"""Every trainable bundle through the real MONAI bundle CLI: training killed and resumed, two-process DDP,
+inference and evaluation with bad cases mixed in, a missing-weights error."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from diffusion_anomaly.io import save_nifti
+from diffusion_anomaly.networks import diffusion_unet
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK_TRAIN = {
+    "disyre": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2",
+               "--val_interval", "100", "--warmup_steps", "1"],
+    "synomaly": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2"],
+}
+QUICK_INFER = {"disyre": ["--roi_size", "[32, 32]"], "synomaly": ["--max_stages", "2"]}
+BUNDLES = sorted(QUICK_TRAIN)
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def configs(bundle, *names):
+    return str([str(REPO / "bundles" / bundle / "configs" / n) for n in names])
+
+
+def cli(bundle, names, *args, check=True, runner=("-m", "monai.bundle", "run")):
+    cmd = [sys.executable, *runner, "--config_file", configs(bundle, *names), *map(str, args)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=ENV)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_training_is_killed_and_resumes(bundle, tmp_path):
+    runs, models = tmp_path / "runs", tmp_path / "models"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", configs(bundle, "train.json"),
+           "--output_dir", str(runs), "--ckpt_dir", str(models), "--max_epochs", "50", *QUICK_TRAIN[bundle]]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    checkpoint = runs / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)  # killed mid-training, without any chance to clean up
+    proc.wait()
+    saved = torch.load(checkpoint, weights_only=True)["trainer"]
+    assert saved["iteration"] >= 2 and saved["iteration"] % 2 == 0
+    assert not (models / "model.pt").exists()
+
+    epochs_done = saved["iteration"] // 2
+    result = cli(bundle, ["train.json"], "--output_dir", runs, "--ckpt_dir", models, "--max_epochs", epochs_done + 1,
+                 *QUICK_TRAIN[bundle])
+    log = result.stdout + result.stderr
+    assert f"resumed from {checkpoint}: epoch {epochs_done}, iteration {saved['iteration']}" in log
+    assert torch.load(checkpoint, weights_only=True)["trainer"]["iteration"] == saved["iteration"] + 2
+    diffusion_unet(bundle, "demo").load_state_dict(torch.load(models / "model.pt", weights_only=True))
+    assert any((runs / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_multi_gpu_overlay_with_two_processes_on_cpu(bundle, tmp_path):
+    cli(bundle, ["train.json", "multi_gpu_train.json"], "--output_dir", tmp_path / "runs", "--ckpt_dir",
+        tmp_path / "models", "--max_epochs", "1", *QUICK_TRAIN[bundle],
+        runner=("-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+                "-m", "monai.bundle", "run"))
+    # the DDP-trained weights load into the single-process network
+    diffusion_unet(bundle, "demo").load_state_dict(torch.load(tmp_path / "models/model.pt", weights_only=True))
+    assert torch.load(tmp_path / "runs/checkpoint.pt", weights_only=True)["trainer"]["iteration"] == 2
+
+
+def small_datalist(tmp_path, bundle):
+    rng = np.random.default_rng(0)
+    vol = np.zeros((70, 90, 5), np.float32)
+    vol[5:65, 5:85, 1:4] = rng.uniform(0.3, 1, size=(60, 80, 3))
+    label = np.zeros(vol.shape, np.uint8)
+    label[30:40, 30:40, 2] = 1
+    vol[label > 0] = 1.4
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0])
+    save_nifti(vol, lps, tmp_path / "tumour.nii.gz")
+    save_nifti(label, lps, tmp_path / "tumour_label.nii.gz")
+    save_nifti(np.where(label > 0, 0.6, vol), lps, tmp_path / "healthy.nii.gz")
+    save_nifti(vol[..., 0], lps, tmp_path / "flat.nii.gz")
+    datalist = {
+        "validation": [{"case": "healthy", "image": "healthy.nii.gz"}],
+        "test": [{"case": "tumour", "image": "tumour.nii.gz", "label": "tumour_label.nii.gz"},
+                 {"case": "flat", "image": "flat.nii.gz"}, {"case": "missing", "image": "missing.nii.gz"}],
+    }
+    (tmp_path / "datalist.json").write_text(json.dumps(datalist))
+    torch.manual_seed(0)
+    net = diffusion_unet(bundle, "demo")
+    for p in net.out.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    return ["--datalist", tmp_path / "datalist.json", "--checkpoint", tmp_path / "model.pt", *QUICK_INFER[bundle]]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_inference_and_evaluation_cli(bundle, tmp_path):
+    common = small_datalist(tmp_path, bundle)
+    cli(bundle, ["inference.json"], "--output_dir", tmp_path / "out", *common)
+    out = tmp_path / "out"
+    failures = {f["case"]: f["error"] for f in json.loads((out / "failures.json").read_text())}
+    assert set(failures) == {"flat", "missing"}
+    assert "flat.nii.gz: expected a 3-D image" in failures["flat"]
+    assert "missing.nii.gz" in failures["missing"]
+    source = nib.load(str(tmp_path / "tumour.nii.gz"))
+    for key in ("pred", "restoration"):
+        written = nib.load(str(out / f"tumour/{key}.nii.gz"))
+        assert written.shape == source.shape and np.allclose(written.affine, source.affine)  # input grid
+    score = np.asarray(nib.load(str(out / "tumour/pred.nii.gz")).dataobj)
+    assert float(score[np.asarray(source.dataobj) == 0].max()) <= 1e-6  # background scores 0
+    assert (out / "tumour/overlay.png").stat().st_size > 1000
+    assert not list(out.rglob("*.tmp"))
+
+    cli(bundle, ["inference.json", "evaluate.json"], "--output_dir", tmp_path / "eval", *common)
+    metrics = json.loads((tmp_path / "eval/evaluation/metrics.json").read_text())
+    assert metrics["n_test_cases"] == 1 and metrics["pooled"]["n_pos"] == 100
+    assert metrics["cost"]["nfe_per_slice"] > 0
+    assert {f["case"] for f in metrics["failures"]} == {"flat", "missing"}
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_missing_weights_error_names_the_file(bundle, tmp_path):
+    common = small_datalist(tmp_path, bundle)
+    result = cli(bundle, ["inference.json"], "--output_dir", tmp_path / "o", *common[:2], "--checkpoint",
+                 tmp_path / "nothing.pt", check=False)
+    assert result.returncode != 0 and "nothing.pt: no network weights here" in result.stderr
+
+
+def test_synomaly_writes_masks_and_stages(tmp_path):
+    common = small_datalist(tmp_path, "synomaly")
+    cli("synomaly", ["inference.json"], "--output_dir", tmp_path / "out", *common)
+    mask = nib.load(str(tmp_path / "out/tumour/mask.nii.gz"))
+    assert mask.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+    stages = json.loads((tmp_path / "out/tumour/stages.json").read_text())["stages"]
+    assert len(stages) == 5 and all(isinstance(s, int) and 0 <= s <= 2 for s in stages)
+    assert stages[0] == 0 and stages[2] >= 1  # the empty first slice is skipped

@@ -1,0 +1,211 @@
+"""DISYRE: schedule, corruption, prepare-batch, inferer (Algorithm 1, ensemble, foreground weighting), export."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion_anomaly.corruptions import DisyreCorruption, ForeignPatchCache, intensity_bias, random_shape
+from diffusion_anomaly.inferers import DisyreInferer
+from diffusion_anomaly.networks import diffusion_unet, trace_for_export
+from diffusion_anomaly.schedulers import DisyreScheduler
+from diffusion_anomaly.training import DisyrePrepareBatch
+
+
+class Identity(torch.nn.Module):
+    def forward(self, x, t):
+        return x
+
+
+class Recorder(torch.nn.Module):
+    """Returns a fixed fraction of the input and records every timestep batch it is called with."""
+
+    def __init__(self, factor=0.5):
+        super().__init__()
+        self.factor, self.calls = factor, []
+
+    def forward(self, x, t):
+        self.calls.append(t.tolist())
+        return x * self.factor
+
+
+def test_schedule_matches_spec_table():
+    s = DisyreScheduler()
+    expected = {0: 0.9995, 10: 0.941, 24: 0.727, 49: 0.272, 74: 0.051, 99: 0.0045}
+    for index, value in expected.items():
+        assert float(s.sqrt_alphas_cumprod[index]) == pytest.approx(value, abs=6e-4)
+    alphas = s.alpha(torch.arange(0, 101))
+    assert float(alphas[0]) == 0.0 and bool((alphas[1:] > alphas[:-1]).all())
+    assert float(alphas[100]) == pytest.approx(1 - 0.0045, abs=6e-4)
+    assert [s.timestep_for_alpha(a) for a in (0.005, 0.05, 0.27, 0.73)] == [3, 10, 25, 50]
+    assert s.set_timesteps(25).tolist() == [100, 75, 50, 25]
+    with pytest.raises(ValueError):
+        s.alpha(101)
+
+
+def test_corrupt_blend_and_step_formulas():
+    s = DisyreScheduler()
+    x0, fp, m = torch.full((1, 1, 2, 2), 0.2), torch.full((1, 1, 2, 2), 0.8), torch.tensor([[[[1.0, 0.5], [0, 1]]]])
+    t = torch.tensor([50])
+    a = float(s.alpha(50))
+    np.testing.assert_allclose(s.corrupt(x0, fp, m, t).numpy(), ((1 - a * m) * 0.2 + a * m * 0.8).numpy(), rtol=1e-6)
+    assert torch.equal(s.corrupt(x0, fp, m, torch.tensor([0])), x0)
+    a25 = float(s.alpha(25))
+    np.testing.assert_allclose(s.step(x0, fp, 25).numpy(), ((1 - a25) * 0.2 + a25 * 0.8) * np.ones((1, 1, 2, 2)),
+                               rtol=1e-6)
+
+
+def _brain_batch(n=6, size=128):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand((n, 1, size, size), generator=g) * 0.8 + 0.1
+    x[:, :, :, : size // 4] = 0  # background strip
+    return x
+
+
+@pytest.mark.parametrize("kind", ["dag", "fpi"])
+def test_corruption_identity_at_alpha_zero_masks_and_background(kind):
+    s = DisyreScheduler()
+    x = _brain_batch()
+    corruption = DisyreCorruption(s, kind=kind, seed=1)
+    same, masks = corruption(x, torch.zeros(len(x), dtype=torch.long))
+    assert torch.equal(same, x)
+    out, masks = corruption(x, torch.full((len(x),), 100))
+    assert float(masks.min()) >= 0 and float(masks.max()) <= 1 and float(masks.max()) > 0.5
+    background = x == 0
+    assert float(masks[background].abs().max()) == 0.0
+    assert torch.equal(out[background], x[background])  # background untouched
+    assert not torch.equal(out, x)
+
+
+def test_foreign_patch_never_comes_from_the_same_image():
+    s = DisyreScheduler()
+    values = torch.tensor([0.2, 0.4, 0.6, 0.8])
+    x = values.view(4, 1, 1, 1).expand(4, 1, 128, 128).clone()
+    corruption = DisyreCorruption(s, kind="fpi", smooth_prob=0.0, seed=3)
+    for _ in range(5):
+        t = torch.full((4,), 100)
+        out, masks = corruption(x, t, sources=["a", "b", "c", "d"])
+        a = float(s.alpha(100))
+        for i in range(4):
+            inside = masks[i, 0] > 0.99
+            implied = (out[i, 0][inside] - (1 - a) * values[i]) / a  # the pasted texture's value
+            assert len(implied) > 0
+            assert bool(((implied - values[i]).abs() > 0.05).all()), "texture came from the image itself"
+
+    cache = ForeignPatchCache(box=4)
+    g = torch.Generator().manual_seed(0)
+    cache.push(torch.ones(2, 1, 8, 8), ["a", "a"], g)
+    assert cache.pop("a", g) is None  # only its own patches: none is given
+    cache.push(torch.zeros(1, 1, 8, 8) + 0.5, ["b"], g)
+    assert float(cache.pop("a", g).mean()) == 0.5
+
+
+def test_shapes_and_bias_properties():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        m = random_shape(64, g)
+        assert m.shape == (64, 64) and float(m.min()) >= 0 and float(m.max()) <= 1 and float(m.sum()) > 0
+    image = torch.full((32, 32), 0.61)
+    mask = torch.zeros(32, 32)
+    mask[8:24, 8:24] = 1
+    out = intensity_bias(image, mask, 0.2, 1.0, g)
+    assert torch.equal(out[mask == 0], image[mask == 0])  # nothing changes outside the anomaly
+    assert float(out[16, 16]) == pytest.approx(0.81, abs=1e-5)  # the only class present is always chosen
+    assert float(out.max()) <= 1.0
+
+
+def test_prepare_batch_targets_clean_images():
+    s = DisyreScheduler()
+    prep = DisyrePrepareBatch(DisyreCorruption(s, seed=0), seed=0)
+    x = _brain_batch(4)
+    xt, target, args, kwargs = prep({"image": x, "subject": ["a", "b", "c", "d"]})
+    assert torch.equal(target, x) and args == ()
+    t = kwargs["timesteps"]
+    assert t.shape == (4,) and int(t.min()) >= 1 and int(t.max()) <= 100
+    assert xt.shape == x.shape
+
+
+def test_algorithm1_timesteps_and_identity_network_scores_zero():
+    s = DisyreScheduler()
+    x = torch.rand(2, 1, 128, 128) + 0.1
+    healing = DisyreInferer(s, mode="healing", step_size=25)
+    spy = Recorder()
+    healing(x, spy)
+    assert [sorted(set(c)) for c in spy.calls] == [[100], [75], [50], [25]]
+    assert healing.nfe == 4 * 2
+    for mode in ("healing", "ensemble"):
+        out = DisyreInferer(s, mode=mode)(x, Identity())
+        assert float(out["pred"].abs().max()) == 0.0
+        assert torch.allclose(out["restoration"], x, atol=1e-6)
+
+
+def test_algorithm1_score_by_hand():
+    """Network returns 0.5 x: x0 = x/2 at t=100; the score accumulates |x0 - x_cur| over 4 steps."""
+    s = DisyreScheduler()
+    x = torch.full((1, 1, 128, 128), 0.8)
+    out = DisyreInferer(s, mode="healing", foreground_weighting=False)(x, Recorder(0.5))
+    cur, expected = 0.8, 0.0
+    for t_next in (75, 50, 25, None):
+        x0 = 0.5 * cur
+        expected += abs(x0 - cur)
+        if t_next is not None:
+            a = float(s.alphas[t_next])
+            cur = (1 - a) * x0 + a * cur
+    assert float(out["pred"][0, 0, 64, 64]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_ensemble_is_mean_of_single_steps_at_the_levels():
+    s = DisyreScheduler()
+    inferer = DisyreInferer(s, mode="ensemble", alphas=(0.05, 0.73), foreground_weighting=False)
+    spy = Recorder(0.25)
+    x = torch.full((1, 1, 128, 128), 0.4)
+    out = inferer(x, spy)
+    assert sorted(set(spy.calls[0])) == [10, 50]  # both levels in one batched call
+    assert float(out["pred"][0, 0, 10, 10]) == pytest.approx(0.75 * 0.4, rel=1e-6)
+
+
+def test_foreground_weighting_scales_each_window_by_its_foreground_fraction():
+    s = DisyreScheduler()
+    inferer = DisyreInferer(s, roi_size=(8, 8))
+    net = Recorder(0.0)  # restoration 0: raw score = |x|
+    windows = torch.zeros(3, 1, 8, 8)
+    windows[0] = 1.0  # all foreground
+    windows[1, :, :4, :4] = 1.0  # a quarter foreground
+    score, _ = inferer.score_windows(windows, net)
+    assert torch.allclose(score[0], torch.ones(1, 8, 8))
+    assert torch.allclose(score[1, :, :4, :4], torch.full((1, 4, 4), 0.25))
+    assert float(score[2].abs().max()) == 0.0
+    assert inferer.nfe == 2 * 4  # the empty window was never evaluated
+
+
+def test_volume_inference_equals_slice_by_slice():
+    torch.manual_seed(0)
+    net = diffusion_unet("disyre", "demo").eval()
+    for p in net.out.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    s = DisyreScheduler()
+    inferer = DisyreInferer(s, roi_size=(32, 32), sw_batch_size=5)
+    vol = torch.rand(1, 1, 40, 48, 3)
+    vol[..., :6, :, :] = 0
+    with torch.no_grad():
+        whole = inferer(vol, net)["pred"]
+        for z in range(3):
+            single = inferer(vol[..., z], net)["pred"]
+            assert torch.allclose(whole[..., z], single, atol=1e-5)
+
+
+def test_traced_export_matches_eager():
+    torch.manual_seed(0)
+    net = diffusion_unet("disyre", "demo").eval()
+    for p in net.out.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    traced = trace_for_export(net, (2, 1, 64, 64), timestep=10)
+    x, t = torch.rand(3, 1, 32, 64), torch.tensor([3, 50, 100])
+    with torch.no_grad():
+        assert float((traced(x, t) - net(x, t)).abs().max()) < 1e-4
+
+
+def test_bad_inputs_to_inferer():
+    with pytest.raises(ValueError, match="mode"):
+        DisyreInferer(DisyreScheduler(), mode="magic")
+    with pytest.raises(ValueError, match="expected"):
+        DisyreInferer(DisyreScheduler())(torch.rand(1, 128, 128), Identity())
