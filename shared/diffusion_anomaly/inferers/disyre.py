@@ -71,6 +71,7 @@ class DisyreInferer(Inferer):
         self.window_inferer = SlidingWindowInferer(**window_args)
         self.slice_inferer = SliceInferer(spatial_dim=axial_dim, **window_args)
         self.nfe = 0  # network evaluations (one per image passed through the network)
+        self._channels_last_networks: set[int] = set()
 
     @property
     def steps_per_window(self) -> int:
@@ -116,9 +117,12 @@ class DisyreInferer(Inferer):
 
     def _network(self, network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.nfe += len(x)
-        if x.device.type == "cpu":
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_bf16):
+        if x.device.type == "cpu" and self.channels_last:
+            if id(network) not in self._channels_last_networks:  # weights and input both channels-last
+                network.to(memory_format=torch.channels_last)
+                self._channels_last_networks.add(id(network))
+            x = x.contiguous(memory_format=torch.channels_last)
+        if x.device.type == "cpu" and self.cpu_bf16:  # only ever enable: never switch off a caller's autocast
+            with torch.autocast("cpu", dtype=torch.bfloat16):
                 return network(x, t).float().contiguous()
         return network(x, t).float().contiguous()
