@@ -4,7 +4,8 @@ Per stage, for every image still running: x_t = q_sample(x_tilde, t_s, fresh noi
 prediction from the network's noise estimate, clamped to [-1, 1]; D = |blur_k(x) - blur_k(x0_hat)| against
 the *original* x, zeroed below ``threshold`` and with connected components under ``min_component`` pixels
 removed (4-connectivity); binary mask m = D > 0; fusion x_tilde = (1 - m) x + m x0_hat (the paper's figure;
-the reference code's continuous-weight fusion is not used). An image stops when its mask changes by less than
+the reference code's continuous-weight fusion is not used). The returned map is 0 outside the input's
+foreground (background = -1). An image stops when its mask changes by less than
 ``change_tolerance`` (relative) or after ``max_stages``; stopped images leave the batch. The continuous D of
 the last stage is the anomaly map. Noise is seeded from each image's content, so results do not depend on
 batching.
@@ -94,12 +95,15 @@ class SynomalyInferer(Inferer):
 
     def _slices(self, x: torch.Tensor, network: torch.nn.Module) -> dict:
         if self.downsample == 1:
-            return self._slices_at_working_size(x, network)
-        h, w = x.shape[-2:]
-        small = F.interpolate(x.float(), size=(h // self.downsample, w // self.downsample), mode="area")
-        out = self._slices_at_working_size(small, network)
-        for key in ("pred", "restoration"):
-            out[key] = F.interpolate(out[key], size=(h, w), mode="bilinear", align_corners=False)
+            out = self._slices_at_working_size(x, network)
+        else:
+            h, w = x.shape[-2:]
+            small = F.interpolate(x.float(), size=(h // self.downsample, w // self.downsample), mode="area")
+            out = self._slices_at_working_size(small, network)
+            for key in ("pred", "restoration"):
+                out[key] = F.interpolate(out[key], size=(h, w), mode="bilinear", align_corners=False)
+        # the blur spreads differences past the object's edge; nothing outside the imaged object is an anomaly
+        out["pred"] = out["pred"] * (x > -1).any(dim=1, keepdim=True)
         out["mask"] = (out["pred"] > 0).float()
         return out
 
