@@ -40,12 +40,7 @@ from ..metrics import (
     slice_labels,
     slice_scores,
 )
-from ..transforms.writers import SaveOverlayd
-
-
-def _array(x) -> np.ndarray:
-    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    return arr[0] if arr.ndim == 4 else arr
+from ..transforms.writers import SaveOverlayd, spatial_array
 
 
 def check_score_map(score: np.ndarray, reference: np.ndarray, name: str, what: str) -> None:
@@ -128,7 +123,7 @@ class AnomalyEvaluation:
     def _region(self, item: dict, score: np.ndarray, name: str) -> np.ndarray:
         if not self.restrict_to_brain:
             return np.ones(score.shape, bool)
-        brain = _array(item["brain_mask"]) > 0
+        brain = spatial_array(item["brain_mask"]) > 0
         check_score_map(score, brain, name, "brain mask")
         return brain
 
@@ -136,12 +131,12 @@ class AnomalyEvaluation:
         """Thresholds at ``self.fprs`` from the healthy voxels of the calibration cases only."""
         healthy = PooledScores(self.exact_limit)
         for name, item, _, _ in self._cases(self.calibration_dataset, "calibration"):
-            score = _array(item["pred"])
+            score = spatial_array(item["pred"])
             try:
                 region = self._region(item, score, name)
                 if isinstance(item.get("label"), torch.Tensor):
-                    check_score_map(score, _array(item["label"]), name, "label")
-                    region = region & (_array(item["label"]) == 0)
+                    check_score_map(score, spatial_array(item["label"]), name, "label")
+                    region = region & (spatial_array(item["label"]) == 0)
                 check_score_map(score, region, name, "image")
             except InputDataError as err:
                 self.failures.append({"stage": "calibration", "case": name, "error": str(err)})
@@ -164,13 +159,13 @@ class AnomalyEvaluation:
         for name, item, elapsed, nfe in self._cases(self.test_dataset, "test"):
             seconds.append(elapsed)
             nfes.append(nfe)
-            score = _array(item["pred"])
+            score = spatial_array(item["pred"])
             n_slices.append(score.shape[-1])
             if not isinstance(item.get("label"), torch.Tensor):
                 unlabelled.append(name)
                 continue
             try:
-                label = _array(item["label"]) > 0
+                label = spatial_array(item["label"]) > 0
                 check_score_map(score, label, name, "label")
                 region = self._region(item, score, name)
             except InputDataError as err:
@@ -187,7 +182,7 @@ class AnomalyEvaluation:
                 calibrated[fpr] += counts
                 row[f"dice_fpr{_pct(fpr)}"] = dice_from_counts(*counts)
                 row[f"sensitivity_fpr{_pct(fpr)}"], row[f"precision_fpr{_pct(fpr)}"] = sensitivity_precision(*counts)
-            brain = _array(item["brain_mask"]) > 0 if "brain_mask" in item else region
+            brain = spatial_array(item["brain_mask"]) > 0 if "brain_mask" in item else region
             labels_per_slice = slice_labels(label)
             for r in self.reductions:
                 per_slice = slice_scores(score, brain, r, self.topk)

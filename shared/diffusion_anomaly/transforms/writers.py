@@ -15,7 +15,8 @@ from ..engines.case_runner import case_name
 from ..io import save_nifti, save_panels_png
 
 
-def _spatial(x) -> np.ndarray:
+def spatial_array(x) -> np.ndarray:
+    """A channel-first volume (or 3-D array) as a numpy array without its single channel dimension."""
     arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     return arr[0] if arr.ndim == 4 else arr
 
@@ -38,7 +39,7 @@ class SaveMapd(MapTransform):
         for key in self.key_iterator(d):
             affine = getattr(d[key], "affine", None)
             affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
-            arr = _spatial(d[key])
+            arr = spatial_array(d[key])
             if arr.ndim == 4 and arr.shape[0] > 1:  # multi-channel output: channels last, as NIfTI expects
                 arr = np.moveaxis(arr, 0, -1)
             dtype = np.uint8 if key in self.mask_keys else np.float32
@@ -63,20 +64,20 @@ class SaveOverlayd(MapTransform):
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
-        image, score = _spatial(d[self.image_key]), _spatial(d[self.map_key])
+        image, score = spatial_array(d[self.image_key]), spatial_array(d[self.map_key])
         if image.ndim == 4:
             image = image[0]
-        brain = _spatial(d[self.brain_key]) > 0 if self.brain_key in d else image != 0
+        brain = spatial_array(d[self.brain_key]) > 0 if self.brain_key in d else image != 0
         z = best_axial_slice(score, brain)
         panels = [("input", image[..., z])]
         if self.restoration_key in d:
-            restoration = _spatial(d[self.restoration_key])
+            restoration = spatial_array(d[self.restoration_key])
             panels.append(("restoration", (restoration[0] if restoration.ndim == 4 else restoration)[..., z]))
         panels.append(("anomaly map", score[..., z]))
         contours = []
         for key, name in ((self.label_key, "ground truth"), (self.mask_key, "predicted mask")):
-            if key in d and _spatial(d[key]).shape == score.shape:
-                contours.append((name, _spatial(d[key])[..., z] > 0))
+            if key in d and spatial_array(d[key]).shape == score.shape:
+                contours.append((name, spatial_array(d[key])[..., z] > 0))
         cmaps = ["gray"] * (len(panels) - 1) + ["inferno"]
         save_panels_png(self.output_dir / case_name(d) / "overlay.png", panels, contours, cmaps,
                         title=f"{case_name(d)}: axial slice {z}")
