@@ -5,10 +5,11 @@ The validation volumes are healthy, so lesions are simulated on their axial slic
 never saw in training (DISYRE's foreign-patch corruption, "fpi", at full strength), and each setting of the
 grid runs the full multi-stage inference. The score is the mean Dice over slices (the reference's criterion,
 per image); the false-positive rate on the healthy pixels of the same slices is reported next to it. The best
-setting is written into ``configs/inference.json`` (``noise_level``, ``blur_kernel``, ``threshold``) and the
-whole grid into ``--out``.
+setting is written into ``configs/inference.json``, or into the data set's overlay given by ``--overlay``
+(``noise_level``, ``blur_kernel``, ``threshold``), and the whole grid into ``--out``.
 
-Usage: python scripts/tune_synomaly.py [--bundle bundles/synomaly] [--stride 4] [--noise-levels 100 150 ...]
+Usage: python scripts/tune_synomaly.py [--bundle bundles/synomaly] [--overlay inference_liver_ct.json]
+           [--datalist /data/lits/datalist.json] [--stride 4] [--noise-levels 100 150 ...]
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from diffusion_anomaly.schedulers import DisyreScheduler
 REPO = Path(__file__).resolve().parents[1]
 
 
-def validation_slices(config: ConfigParser, stride: int) -> torch.Tensor:
-    """Every ``stride``-th brain slice of the validation volumes, preprocessed like inference: (N, 1, H, W)."""
+def validation_slices(config: ConfigParser, stride: int, min_fraction: float = 0.15) -> torch.Tensor:
+    """Every ``stride``-th slice of the validation volumes whose object mask (brain, liver) covers at least
+    ``min_fraction`` of the slice, preprocessed like inference: (N, 1, H, W)."""
     data = load_datalist(config.get_parsed_content("datalist"), "validation")
     dataset = Dataset(data, config.get_parsed_content("preprocessing"))
     slices = []
@@ -44,8 +46,11 @@ def validation_slices(config: ConfigParser, stride: int) -> torch.Tensor:
         image, brain = item["image"], item["brain_mask"]
         occupied = torch.nonzero(brain[0].flatten(0, 1).any(0)).flatten().tolist()
         for z in occupied[::stride]:
-            if float(brain[0, :, :, z].mean()) > 0.15:  # slices with enough brain to hold a lesion
+            if float(brain[0, :, :, z].mean()) >= min_fraction:  # enough object to hold a lesion
                 slices.append(torch.as_tensor(image[..., z]))
+    if not slices:
+        raise SystemExit(f"no validation slice has an object mask covering >= {min_fraction} of the slice; "
+                         "lower --min-object-fraction")
     h = max(s.shape[-2] for s in slices)
     w = max(s.shape[-1] for s in slices)
     padded = [torch.nn.functional.pad(s, (0, w - s.shape[-1], 0, h - s.shape[-2]), value=-1.0) for s in slices]
@@ -65,7 +70,11 @@ def add_lesions(slices: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Te
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles/synomaly")
+    parser.add_argument("--overlay", help="inference overlay in the bundle's configs/ (e.g. inference_liver_ct.json)")
+    parser.add_argument("--datalist", type=Path, help="datalist with a 'validation' split (default: the config's)")
     parser.add_argument("--stride", type=int, default=4, help="use every n-th validation slice")
+    parser.add_argument("--min-object-fraction", type=float, default=0.15,
+                        help="use slices whose brain/liver mask covers at least this fraction")
     parser.add_argument("--noise-levels", nargs="+", type=int, default=[100, 150, 200, 250, 300])
     parser.add_argument("--kernels", nargs="+", type=int, default=[3, 5, 7, 11])
     parser.add_argument("--thresholds", nargs="+", type=float, default=[0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45])
@@ -75,10 +84,13 @@ def main() -> None:
     args = parser.parse_args()
 
     config = ConfigParser()
-    config.read_config(str(args.bundle / "configs/inference.json"))
+    target = args.bundle / "configs" / (args.overlay or "inference.json")
+    config.read_config([str(args.bundle / "configs/inference.json")] + ([str(target)] if args.overlay else []))
     config["bundle_root"] = str(args.bundle.resolve())
+    if args.datalist:
+        config["datalist"] = str(args.datalist.resolve())
     network = load_weights(config.get_parsed_content("network_def"), config.get_parsed_content("checkpoint"))
-    slices = validation_slices(config, args.stride)
+    slices = validation_slices(config, args.stride, args.min_object_fraction)
     lesioned, labels = add_lesions(slices, args.seed)
     brain = (slices > -1).any(1, keepdim=True)
     print(f"{len(slices)} validation slices with simulated lesions ({int(labels.sum())} lesion pixels)")
@@ -104,7 +116,7 @@ def main() -> None:
     print(f"best: t_s={best['noise_level']}, kernel={best['blur_kernel']}, threshold={best['threshold']}: "
           f"mean Dice {best['mean_dice']:.3f}, healthy FPR {best['healthy_fpr']:.4f}")
     if not args.dry_run:
-        path = args.bundle / "configs/inference.json"
+        path = target
         text = path.read_text()
         for key, value in (("noise_level", best["noise_level"]), ("blur_kernel", best["blur_kernel"]),
                            ("threshold", best["threshold"])):

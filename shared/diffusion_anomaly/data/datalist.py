@@ -51,6 +51,9 @@ def write_datalist(path: str | os.PathLike, datalist: dict) -> Path:
     return atomic_write_json(path, datalist)
 
 
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".png", ".jpg", ".jpeg")
+
+
 def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("image",)) -> list[dict]:
     """Load one split of a datalist, resolving relative paths against the datalist's folder.
 
@@ -78,7 +81,7 @@ def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("i
 
 
 def _resolve(value, base: Path):
-    if isinstance(value, str) and (value.endswith(".nii") or value.endswith(".nii.gz") or value.endswith(".dcm")):
+    if isinstance(value, str) and value.lower().endswith(IMAGE_SUFFIXES):
         return value if os.path.isabs(value) else str(base / value)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return [_resolve(v, base) for v in value]

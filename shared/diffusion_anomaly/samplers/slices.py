@@ -63,6 +63,11 @@ class RandAxialSlicesd(Randomizable, _SliceSampler):
 
     Returns a list of dicts, like MONAI's ``RandCropByPosNegLabeld``, so ``Dataset`` flattens it into a batch.
     Slices inside the first/last range that are themselves empty (gaps) are never returned.
+
+    Args:
+        min_pixels: a slice needs at least this many non-zero ``source_key`` pixels (LiTS: liver area).
+        exclude_key: slices where this mask is non-zero are never drawn (healthy slices of patients: the tumour
+            label). A volume without any allowed slice raises ``InputDataError``.
     """
 
     def __init__(
@@ -71,23 +76,37 @@ class RandAxialSlicesd(Randomizable, _SliceSampler):
         source_key: str = "brain_mask",
         num_samples: int = 12,
         axis: int = -1,
+        min_pixels: int = 1,
+        exclude_key: str | None = None,
         allow_missing_keys: bool = False,
     ):
         _SliceSampler.__init__(self, keys, source_key, axis, allow_missing_keys)
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.num_samples = num_samples
+        if min_pixels < 1:
+            raise ValueError(f"min_pixels must be >= 1, got {min_pixels}")
+        self.num_samples, self.min_pixels, self.exclude_key = num_samples, min_pixels, exclude_key
         self._indices: list[int] = []
+
+    def candidates(self, d: Mapping) -> list[int]:
+        counts = slice_counts(d[self.source_key], self.axis)
+        allowed = counts >= self.min_pixels
+        if self.exclude_key is not None:
+            allowed &= slice_counts(d[self.exclude_key], self.axis) == 0
+        found = [int(i) for i in torch.nonzero(allowed).flatten()]
+        if not found:
+            self._range(d)  # names an all-empty source
+            why = f"no axial slice has >= {self.min_pixels} {self.source_key} pixels"
+            raise InputDataError(source_name(d, self.source_key), why + (
+                f" and an empty {self.exclude_key}" if self.exclude_key else ""))
+        return found
 
     def randomize(self, candidates: Sequence[int]) -> None:
         self._indices = [int(i) for i in self.R.choice(candidates, size=self.num_samples, replace=True)]
 
     def __call__(self, data: Mapping) -> list[dict]:
         d = dict(data)
-        candidates = nonempty_indices(d[self.source_key], self.axis)
-        if len(candidates) == 0:
-            self._range(d)  # raises the named error
-        self.randomize(candidates)
+        self.randomize(self.candidates(d))
         return [self._sample(d, i) for i in self._indices]
 
 
@@ -115,11 +134,15 @@ class AxialSlicesd(_SliceSampler):
         return [self._sample(d, i) for i in candidates[:: self.stride]]
 
 
-def nonempty_indices(volume, axis: int = -1) -> list[int]:
-    """Indices of slices along ``axis`` with at least one non-zero voxel."""
+def slice_counts(volume, axis: int = -1) -> torch.Tensor:
+    """Number of non-zero voxels (over all channels) in each slice along ``axis``."""
     v = torch.as_tensor(np.asarray(volume)) if not isinstance(volume, torch.Tensor) else volume
     axis = axis % v.ndim
-    moved = torch.movedim(v.ne(0), axis, 0).reshape(v.shape[axis], -1)
-    return [int(i) for i in torch.nonzero(moved.any(dim=1)).flatten()]
+    return torch.movedim(v.ne(0), axis, 0).reshape(v.shape[axis], -1).sum(dim=1)
+
+
+def nonempty_indices(volume, axis: int = -1) -> list[int]:
+    """Indices of slices along ``axis`` with at least one non-zero voxel."""
+    return [int(i) for i in torch.nonzero(slice_counts(volume, axis)).flatten()]
 
 

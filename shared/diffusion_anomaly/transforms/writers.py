@@ -39,9 +39,9 @@ class SaveMapd(MapTransform):
         for key in self.key_iterator(d):
             affine = getattr(d[key], "affine", None)
             affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
-            arr = spatial_array(d[key])
-            if arr.ndim == 4 and arr.shape[0] > 1:  # multi-channel output: channels last, as NIfTI expects
-                arr = np.moveaxis(arr, 0, -1)
+            x = d[key]  # channel-first: (C, H, W[, D])
+            arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+            arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)  # channels last, as NIfTI expects
             dtype = np.uint8 if key in self.mask_keys else np.float32
             save_nifti(arr, affine, folder / f"{key}.nii.gz", dtype)
         return d
@@ -64,24 +64,30 @@ class SaveOverlayd(MapTransform):
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
-        image, score = spatial_array(d[self.image_key]), spatial_array(d[self.map_key])
-        if image.ndim == 4:
-            image = image[0]
-        brain = spatial_array(d[self.brain_key]) > 0 if self.brain_key in d else image != 0
+        image, score = self._array(d, self.image_key), self._array(d, self.map_key)
+        brain = self._array(d, self.brain_key) if self.brain_key in d else None
+        brain = brain > 0 if brain is not None and brain.shape == score.shape else np.ones(score.shape, bool)
         z = best_axial_slice(score, brain)
         panels = [("input", image[..., z])]
         if self.restoration_key in d:
-            restoration = spatial_array(d[self.restoration_key])
-            panels.append(("restoration", (restoration[0] if restoration.ndim == 4 else restoration)[..., z]))
+            restoration = self._array(d, self.restoration_key)
+            panels.append(("restoration", restoration[..., z]))
         panels.append(("anomaly map", score[..., z]))
         contours = []
         for key, name in ((self.label_key, "ground truth"), (self.mask_key, "predicted mask")):
-            if key in d and spatial_array(d[key]).shape == score.shape:
-                contours.append((name, spatial_array(d[key])[..., z] > 0))
+            if key in d and self._array(d, key).shape == score.shape:
+                contours.append((name, self._array(d, key)[..., z] > 0))
         cmaps = ["gray"] * (len(panels) - 1) + ["inferno"]
-        save_panels_png(self.output_dir / case_name(d) / "overlay.png", panels, contours, cmaps,
-                        title=f"{case_name(d)}: axial slice {z}")
+        title = f"{case_name(d)}: axial slice {z}" if np.ndim(d[self.map_key]) == 4 else case_name(d)
+        save_panels_png(self.output_dir / case_name(d) / "overlay.png", panels, contours, cmaps, title=title)
         return d
+
+    @staticmethod
+    def _array(d: Mapping, key: str) -> np.ndarray:
+        """First channel of a channel-first item; a 2-D frame gets a trailing axis (a one-slice volume)."""
+        x = d[key]
+        arr = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))[0]
+        return arr[..., None] if arr.ndim == 2 else arr
 
 
 def best_axial_slice(score: np.ndarray, brain: np.ndarray) -> int:
