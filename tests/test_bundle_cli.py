@@ -22,8 +22,12 @@ QUICK_TRAIN = {
     "disyre": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2",
                "--val_interval", "100", "--warmup_steps", "1"],
     "synomaly": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2"],
+    "anofpdm": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2"],
 }
-QUICK_INFER = {"disyre": ["--roi_size", "[32, 32]"], "synomaly": ["--max_stages", "2"]}
+QUICK_INFER = {"disyre": ["--roi_size", "[32, 32]"], "synomaly": ["--max_stages", "2"],
+               "anofpdm": ["--t_max", "20", "--step_stride", "10", "--constants",
+                           "{'thr_cls': 0.99, 'delta_max': [0.05]}"]}
+MAPS = {"disyre": ("pred", "restoration"), "synomaly": ("pred", "restoration", "mask"), "anofpdm": ("pred", "mask")}
 BUNDLES = sorted(QUICK_TRAIN)
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -73,8 +77,15 @@ def test_multi_gpu_overlay_with_two_processes_on_cpu(bundle, tmp_path):
         tmp_path / "models", "--max_epochs", "1", *QUICK_TRAIN[bundle],
         runner=("-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
                 "-m", "monai.bundle", "run"))
-    # the DDP-trained weights load into the single-process network
-    diffusion_unet(bundle, "demo").load_state_dict(torch.load(tmp_path / "models/model.pt", weights_only=True))
+    # the DDP-trained weights load into the network of the single-process inference config
+    from monai.bundle import ConfigParser
+
+    from diffusion_anomaly.networks import load_weights
+
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / bundle / "configs/inference.json"))
+    parser["bundle_root"] = str(REPO / "bundles" / bundle)
+    load_weights(parser.get_parsed_content("network_def"), tmp_path / "models/model.pt")
     assert torch.load(tmp_path / "runs/checkpoint.pt", weights_only=True)["trainer"]["iteration"] == 2
 
 
@@ -114,7 +125,7 @@ def test_inference_and_evaluation_cli(bundle, tmp_path):
     assert "flat.nii.gz: expected a 3-D image" in failures["flat"]
     assert "missing.nii.gz" in failures["missing"]
     source = nib.load(str(tmp_path / "tumour.nii.gz"))
-    for key in ("pred", "restoration"):
+    for key in MAPS[bundle]:
         written = nib.load(str(out / f"tumour/{key}.nii.gz"))
         assert written.shape == source.shape and np.allclose(written.affine, source.affine)  # input grid
     score = np.asarray(nib.load(str(out / "tumour/pred.nii.gz")).dataobj)

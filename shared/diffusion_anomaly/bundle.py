@@ -11,8 +11,8 @@ def bundle_root() -> str:
     """The folder of the bundle being run (the parent of its ``configs/``).
 
     Order: the config folder of the running ``ConfigWorkflow`` (``python -m monai.bundle run --config_file
-    bundles/x/configs/inference.json`` from anywhere); else the bundle that vendors this package under
-    ``<bundle>/scripts/``; else the working directory. An explicit ``--bundle_root`` always overrides the
+    bundles/x/configs/inference.json`` from anywhere); else the released bundle that vendors this package as
+    ``<bundle>/diffusion_anomaly/``; else the working directory. An explicit ``--bundle_root`` always overrides the
     config id that calls this (MONAI Label does so).
     """
     from monai.bundle import ConfigWorkflow
@@ -25,6 +25,6 @@ def bundle_root() -> str:
             return str(root.parent if root.name == "configs" else root)
         frame = frame.f_back
     package = Path(__file__).resolve().parent
-    if package.parent.name == "scripts" and (package.parent.parent / "configs").is_dir():
-        return str(package.parent.parent)
+    if (package.parent / "configs" / "metadata.json").is_file():
+        return str(package.parent)
     return os.getcwd()

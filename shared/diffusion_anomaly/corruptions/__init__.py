@@ -3,6 +3,7 @@ from .foreign_patch import ForeignPatchCache, minmax_match
 from .intensity_bias import CODEBOOK, intensity_bias
 from .shapes import gaussian_blur, place_mask, random_shape
 from .synomaly import SynomalyNoise, kernel_sigma
+from .tumour import TumourParameters, paint_tumour, sample_tumour
 
 __all__ = [
     "DisyreCorruption",
@@ -15,4 +16,7 @@ __all__ = [
     "random_shape",
     "SynomalyNoise",
     "kernel_sigma",
+    "TumourParameters",
+    "paint_tumour",
+    "sample_tumour",
 ]

@@ -1,5 +1,16 @@
+from .anofpdm import AnoFPDMInferer, ForwardProcessCurves, cosine_similarity, guided_noise, quantile_level, read_constants
 from .disyre import DisyreInferer
 from .intensity import IntensityInferer
 from .synomaly import SynomalyInferer
 
-__all__ = ["DisyreInferer", "IntensityInferer", "SynomalyInferer"]
+__all__ = [
+    "AnoFPDMInferer",
+    "ForwardProcessCurves",
+    "cosine_similarity",
+    "guided_noise",
+    "quantile_level",
+    "read_constants",
+    "DisyreInferer",
+    "IntensityInferer",
+    "SynomalyInferer",
+]

@@ -13,6 +13,7 @@ class IntensityInferer(Inferer):
 
     Brain voxels are the non-zero ones (inputs are skull-stripped and masked by the preprocessing). The
     network argument is ignored; it exists so MONAI Label and Deploy can call ``inferer(inputs, network)``.
+    Returns ``{"pred": map}``, like every inferer of the package.
 
     Args:
         mode: "intensity" or "deviation".
@@ -25,7 +26,10 @@ class IntensityInferer(Inferer):
             raise ValueError(f"mode must be 'intensity' or 'deviation', got {mode!r}")
         self.mode, self.channel = mode, channel
 
-    def __call__(self, inputs: torch.Tensor, network: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, network: Any = None, *args: Any, **kwargs: Any) -> dict:
+        return {"pred": self.score(inputs)}
+
+    def score(self, inputs: torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(inputs)[:, self.channel : self.channel + 1].float()
         if self.mode == "intensity":
             return x

@@ -22,8 +22,29 @@ class TimestepWrapper(torch.nn.Module):
         return self.network(x, t, class_labels=y)
 
 
+class PositionalClassLabels(torch.nn.Module):
+    """``forward(x, t, class_labels)`` for MONAI's UNet, whose third positional argument is ``context``.
+
+    The network's children are registered as this module's own, so its state dict has the network's keys and
+    a checkpoint of the network loads into it (``ckpt_export`` loads weights after tracing).
+    """
+
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        object.__setattr__(self, "_network_forward", network.forward)  # not a registered submodule
+        for name, child in network.named_children():
+            self.add_module(name, child)
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+        return self._network_forward(x, timesteps, class_labels=class_labels)
+
+
 def trace_for_export(network: torch.nn.Module, example_shape: tuple[int, ...], timestep: int = 1) -> torch.jit.ScriptModule:
-    """TorchScript by tracing (scripting fails on DiffusionModelUNet), with inputs ``(x, t)``."""
-    x = torch.rand(example_shape)
+    """TorchScript by tracing (scripting fails on DiffusionModelUNet), with inputs ``(x, t)``, or
+    ``(x, t, class_labels)`` for a class-conditioned network (``num_class_embeds`` set)."""
+    x = torch.rand(tuple(example_shape))
     t = torch.full((example_shape[0],), timestep, dtype=torch.long)
+    if getattr(network, "num_class_embeds", None):
+        labels = torch.zeros(example_shape[0], dtype=torch.long)
+        return torch.jit.trace(PositionalClassLabels(network.eval()).eval(), (x, t, labels), check_trace=False)
     return torch.jit.trace(network.eval(), (x, t), check_trace=False)

@@ -25,7 +25,19 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "demo": dict(channels=(32, 64, 64, 128), attention_levels=(F, F, F, T), num_res_blocks=1,
                      num_head_channels=32, norm_num_groups=16),
     },
+    # AnoFPDM: guided-diffusion UNet, 128 base channels, multipliers (1, 1, 2, 3, 4), 2 res blocks, attention at
+    # downsampling 4, 8 and 16 with 4 heads (the code; the paper's table says 2), class embedding added to the
+    # time embedding with 3 classes: 0 healthy, 1 unhealthy, 2 the null label of classifier-free guidance.
+    # MONAI's UNet has no res-block dropout (the reference uses 0.1): a documented deviation.
+    "anofpdm": {
+        "paper": dict(channels=(128, 128, 256, 384, 512), attention_levels=(F, F, T, T, T), num_res_blocks=2,
+                      num_head_channels=(32, 32, 64, 96, 128), norm_num_groups=32, num_class_embeds=3),
+        "demo": dict(channels=(16, 32, 64, 64), attention_levels=(F, F, F, T), num_res_blocks=1,
+                     num_head_channels=32, norm_num_groups=16, num_class_embeds=3),
+    },
 }
+
+HEALTHY, UNHEALTHY, NULL_CLASS = 0, 1, 2
 
 
 def diffusion_unet(method: str, preset: str = "paper", spatial_dims: int = 2, in_channels: int = 1,

@@ -1,5 +1,6 @@
+from .classifier_free import ClassConditionalDiffusionInferer, ClassifierFreePrepareBatch
 from .disyre import DisyrePrepareBatch
-from .handlers import GradientClipping, ResumeCheckpoint
+from .handlers import ExponentialMovingAverage, GradientClipping, ResumeCheckpoint
 from .synomaly import SynomalyPrepareBatch
 from .validation import SyntheticLesionValidation
 
@@ -7,6 +8,9 @@ __all__ = [
     "DisyrePrepareBatch",
     "SynomalyPrepareBatch",
     "GradientClipping",
+    "ExponentialMovingAverage",
+    "ClassifierFreePrepareBatch",
+    "ClassConditionalDiffusionInferer",
     "ResumeCheckpoint",
     "SyntheticLesionValidation",
 ]

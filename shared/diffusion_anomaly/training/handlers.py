@@ -76,3 +76,39 @@ class ResumeCheckpoint:
         torch.save(state, buffer)
         atomic_write_bytes(self.path, buffer.getvalue())
         logger.info(f"saved checkpoint {self.path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+
+
+class ExponentialMovingAverage:
+    """An EMA copy of ``network``'s weights, updated after every iteration: w_ema <- d * w_ema + (1 - d) * w.
+
+    ``module`` is the averaged network (save it as the model); ``state_dict``/``load_state_dict`` make the
+    average part of a resume checkpoint. Buffers are copied, not averaged.
+    """
+
+    def __init__(self, network: torch.nn.Module, decay: float = 0.9999):
+        import copy
+
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        self.decay = decay
+        self.module = copy.deepcopy(network).eval().requires_grad_(False)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    @torch.no_grad()
+    def update(self, network: torch.nn.Module) -> None:
+        network = getattr(network, "module", network)  # DistributedDataParallel
+        for avg, new in zip(self.module.parameters(), network.parameters()):
+            avg.lerp_(new.detach().to(avg.device), 1.0 - self.decay)
+        for avg, new in zip(self.module.buffers(), network.buffers()):
+            avg.copy_(new)
+
+    def __call__(self, engine: Engine) -> None:
+        self.update(engine.network)
+
+    def state_dict(self) -> dict:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.module.load_state_dict(state)

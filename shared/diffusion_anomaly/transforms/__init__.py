@@ -1,5 +1,7 @@
 from .checks import CheckInputd
 from .intensity import Clipd, ScalePercentiled, SliceMinMaxd
+from .labelmap import LabelMapd, UnpackInfererOutputd
+from .labels import ImageLabeld, RandTumourd
 from .mask import ApplyMaskd, EnsureBrainMaskd
 from .postprocess import median_filter_slices, remove_small_components
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
@@ -9,6 +11,10 @@ __all__ = [
     "ScalePercentiled",
     "SliceMinMaxd",
     "Clipd",
+    "ImageLabeld",
+    "LabelMapd",
+    "UnpackInfererOutputd",
+    "RandTumourd",
     "ApplyMaskd",
     "EnsureBrainMaskd",
     "median_filter_slices",

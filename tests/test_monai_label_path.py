@@ -1,0 +1,71 @@
+"""Every bundle loaded the way MONAI Label 0.8.5's BundleInferTask loads bundles (without installing MONAI Label,
+which would replace torch here): ids ``network_def``, ``preprocessing``, ``inferer``, ``postprocessing``; weights
+from ``models/model.pt`` with ``weights_only=True`` and ``strict=False``; ``bundle_root`` and ``device`` overridden;
+``inferer(inputs, network)`` called positionally; a dict output decollated into ``data["pred"]``; ``SaveImaged``
+dropped from the post-processing. The result must be a label map in ``pred`` with the float map beside it."""
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+from monai.data import decollate_batch
+from monai.transforms import LoadImaged, SaveImaged
+
+from diffusion_anomaly.io import save_nifti
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/metadata.json"))
+QUICK = {"disyre": {"roi_size": [32, 32]}, "synomaly": {"max_stages": 2}, "intensity_baseline": {},
+         "anofpdm": {"t_max": 20, "step_stride": 10, "constants": {"thr_cls": 0.99, "delta_max": [0.05]}}}
+
+
+def bundle_infer_task(bundle_dir: Path, image: Path, overrides: dict) -> dict:
+    config = ConfigParser()
+    config.read_config(str(bundle_dir / "configs/inference.json"))
+    config["bundle_root"] = str(bundle_dir)  # BundleInferTask overwrites these two
+    config["device"] = "cpu"
+    for key, value in overrides.items():
+        config[key] = value
+    network = config.get_parsed_content("network_def", instantiate=True)
+    checkpoint = torch.load(bundle_dir / "models/model.pt", map_location="cpu", weights_only=True)
+    result = network.load_state_dict(checkpoint.get("model", checkpoint), strict=False)
+    assert not result.missing_keys and not result.unexpected_keys  # strict=False would only warn
+    network.eval()
+
+    pre = list(config.get_parsed_content("preprocessing", instantiate=True).transforms)
+    pre = [LoadImaged(keys="image", image_only=True) if isinstance(t, LoadImaged) else t for t in pre]
+    data = {"image": str(image)}
+    for t in pre:
+        data = t(data)
+    inferer = config.get_parsed_content("inferer", instantiate=True)
+    with torch.no_grad():
+        outputs = inferer(data["image"][None], network)
+    data["pred"] = decollate_batch(outputs)[0] if isinstance(outputs, dict) else outputs[0]
+    post = [t for t in config.get_parsed_content("postprocessing", instantiate=True).transforms
+            if not isinstance(t, SaveImaged)]
+    for t in post:
+        data = t(data)
+    return data
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_bundle_infer_task_path_gives_a_label_map_and_keeps_the_float_map(bundle, tmp_path):
+    bundle_dir = tmp_path / bundle
+    shutil.copytree(REPO / "bundles" / bundle, bundle_dir, ignore=shutil.ignore_patterns("runs", "eval"))
+    rng = np.random.default_rng(0)
+    vol = np.zeros((40, 48, 5), np.float32)
+    vol[4:36, 4:44, 1:4] = rng.uniform(0.3, 1, size=(32, 40, 3))
+    vol[15:22, 15:22, 2] = 1.4
+    save_nifti(vol, np.diag([-1.0, -1.0, 1.0, 1.0]), tmp_path / "scan.nii.gz")
+
+    data = bundle_infer_task(bundle_dir, tmp_path / "scan.nii.gz", QUICK[bundle])
+    pred, score = data["pred"], data["anomaly_map"]
+    assert pred.dtype == torch.uint8 and set(torch.unique(pred).tolist()) <= {0, 1}
+    assert tuple(pred.shape) == tuple(score.shape) == (1, 40, 48, 5)  # back on the input grid
+    assert score.is_floating_point()
+    written = bundle_dir / "eval/scan/pred.nii.gz"  # the float map, saved beside the label map
+    np.testing.assert_allclose(np.asarray(nib.load(str(written)).dataobj), score[0].numpy(), atol=1e-6)
