@@ -31,15 +31,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_slices(config: ConfigParser, stride: int):
-    images, labels, brains = [], [], []
+    """Per test volume (slice sizes differ between volumes): images (N, C, H, W), lesion masks, brain masks."""
+    volumes = []
     data = load_datalist(config.get_parsed_content("datalist"), "test")
     for item in Dataset(data, config.get_parsed_content("preprocessing")):
         brain = torch.as_tensor(item["brain_mask"]) > 0
         zs = [z for z in range(brain.shape[-1]) if float(brain[..., z].float().mean()) >= 0.05][::stride]
-        images += [item["image"].as_tensor()[..., z] for z in zs]
-        labels += [torch.as_tensor(item["label"])[..., z] > 0 for z in zs]
-        brains += [brain[..., z] for z in zs]
-    return torch.stack(images).float(), torch.stack(labels), torch.stack(brains)
+        volumes.append((torch.stack([item["image"].as_tensor()[..., z] for z in zs]).float(),
+                        torch.stack([torch.as_tensor(item["label"])[..., z] > 0 for z in zs]),
+                        torch.stack([brain[..., z] for z in zs])))
+    return volumes
 
 
 def main() -> None:
@@ -57,27 +58,33 @@ def main() -> None:
     config.read_config(str(args.bundle / "configs/inference.json"))
     config["bundle_root"] = str(args.bundle.resolve())
     network = load_weights(config.get_parsed_content("network_def"), config.get_parsed_content("checkpoint"))
-    images, labels, brains = test_slices(config, args.slice_stride)
-    lesion_slices = labels.flatten(1).any(1)
-    print(f"{len(images)} test slices, {int(lesion_slices.sum())} with lesion")
-    results = {"slices": len(images), "lesion_slices": int(lesion_slices.sum()), "slice_stride": args.slice_stride}
+    volumes = test_slices(config, args.slice_stride)
+    n_slices = sum(len(v[0]) for v in volumes)
+    lesion_slices = torch.cat([v[1].flatten(1).any(1) for v in volumes])
+    print(f"{n_slices} test slices, {int(lesion_slices.sum())} with lesion")
+    results = {"slices": n_slices, "lesion_slices": int(lesion_slices.sum()), "slice_stride": args.slice_stride}
     for name, stride in modes.items():
         config["step_stride"] = int(stride)
         config["constants"] = read_constants(constants[name], step_stride=int(stride), t_max=config["t_max"])
         inferer = config.get_parsed_content("inferer", instantiate=True, lazy=False)
+        scores, masks, truths, labels = [], [], [], []
         start = time.perf_counter()
-        with torch.no_grad():
-            out = inferer(images, network)
+        for images, lesions, brains in volumes:
+            with torch.no_grad():
+                out = inferer(images, network)
+            inside = brains[:, 0].numpy()
+            scores.append(out["pred"][:, 0].numpy()[inside])
+            masks.append(out["mask"][:, 0].numpy()[inside] > 0)
+            truths.append(lesions[:, 0].numpy()[inside])
+            labels.append(out["slice_label"].bool())
         seconds = time.perf_counter() - start
-        score, mask = out["pred"][:, 0].numpy(), out["mask"][:, 0].numpy() > 0
-        inside = brains[:, 0].numpy()
-        gt = labels[:, 0].numpy()
-        curve = exact_curve(score[inside], gt[inside])
+        score, mask, gt = np.concatenate(scores), np.concatenate(masks), np.concatenate(truths)
+        curve = exact_curve(score, gt)
         results[name] = {
             "step_stride": int(stride), "ap": curve.ap, "auroc": curve.auroc,
-            "dice": dice_from_counts(*overlap_counts(mask & inside, gt & inside)),
-            "slice_accuracy": float((out["slice_label"].bool() == lesion_slices).float().mean()),
-            "nfe_per_slice": inferer.nfe / len(images), "seconds_per_slice": round(seconds / len(images), 3)}
+            "dice": dice_from_counts(*overlap_counts(mask, gt)),
+            "slice_accuracy": float((torch.cat(labels) == lesion_slices).float().mean()),
+            "nfe_per_slice": inferer.nfe / n_slices, "seconds_per_slice": round(seconds / n_slices, 3)}
         print(name, results[name], flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
