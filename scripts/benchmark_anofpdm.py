@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from diffusion_anomaly.io import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = [  # (name, overrides)
     ("full t_max=600", {"t_max": 600, "step_stride": 1}),
@@ -128,8 +130,7 @@ def main() -> None:
         results[name] = json.loads(out)
         print(name, results[name], flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Usage: python scripts/compare_anofpdm_modes.py --mode full=1 --mode fast=10 --co
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from monai.data import Dataset
 
 from diffusion_anomaly.data import load_datalist
 from diffusion_anomaly.inferers import read_constants
+from diffusion_anomaly.io import atomic_write_json
 from diffusion_anomaly.metrics import dice_from_counts, exact_curve, overlap_counts
 from diffusion_anomaly.networks import load_weights
 
@@ -87,8 +87,7 @@ def main() -> None:
             "nfe_per_slice": inferer.nfe / n_slices, "seconds_per_slice": round(seconds / n_slices, 3)}
         print(name, results[name], flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_json(args.out, results)
 
 
 if __name__ == "__main__":
