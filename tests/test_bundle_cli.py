@@ -156,3 +156,21 @@ def test_synomaly_writes_masks_and_stages(tmp_path):
     stages = json.loads((tmp_path / "out/tumour/stages.json").read_text())["stages"]
     assert len(stages) == 5 and all(isinstance(s, int) and 0 <= s <= 2 for s in stages)
     assert stages[0] == 0 and stages[2] >= 1  # the empty first slice is skipped
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_training_needs_only_images(bundle, tmp_path):
+    """Prepared data sets (scripts/prepare_dataset.py) have no brain masks, and healthy ones no labels: the brain
+    mask is derived from the non-zero voxels and a missing label means a healthy volume."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:140, :150]
+    head = ((yy - 70) ** 2 / 60**2 + (xx - 75) ** 2 / 65**2) < 1
+    entries = []
+    for i in range(2):
+        vol = (head[..., None] * rng.uniform(0.2, 1.0, (140, 150, 10))).astype(np.float32)
+        save_nifti(vol, np.eye(4), tmp_path / f"v{i}.nii.gz")
+        entries.append({"image": f"v{i}.nii.gz"})
+    (tmp_path / "datalist.json").write_text(json.dumps({"training": entries, "validation": entries[:1]}))
+    cli(bundle, ["train.json"], "--datalist", tmp_path / "datalist.json", "--output_dir", tmp_path / "runs",
+        "--ckpt_dir", tmp_path / "models", "--max_epochs", "1", *QUICK_TRAIN[bundle])
+    assert (tmp_path / "models/model.pt").is_file()
