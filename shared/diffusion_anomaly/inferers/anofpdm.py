@@ -31,6 +31,7 @@ from monai.inferers import Inferer
 
 from ..networks.presets import HEALTHY, NULL_CLASS
 from ..transforms.postprocess import median_filter_slices, remove_small_components
+from .slicing import on_axial_slices
 
 
 @dataclass
@@ -235,17 +236,7 @@ class AnoFPDMInferer(Inferer):
             return self._slices(inputs, network)
         if inputs.ndim != 5:
             raise ValueError(f"expected (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}")
-        b, c = inputs.shape[:2]
-        moved = torch.movedim(inputs, self.axial_dim + 2, 1)
-        spatial = moved.shape[3:]
-        out = self._slices(moved.reshape(-1, c, *spatial), network)
-        result = {}
-        for key, value in out.items():
-            if value.ndim == 4:
-                result[key] = torch.movedim(value.view(b, -1, value.shape[1], *spatial), 1, self.axial_dim + 2)
-            else:
-                result[key] = value.view(b, -1, *value.shape[1:])
-        return result
+        return on_axial_slices(inputs, self.axial_dim, lambda slices: self._slices(slices, network))
 
     def _working_size(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Slices reduced by ``downsample`` and padded with background to a multiple of ``divisible``."""

@@ -24,6 +24,7 @@ from monai.inferers import Inferer
 from ..corruptions.synomaly import kernel_sigma
 from ..ops import gaussian_blur2d
 from ..transforms.postprocess import remove_small_components
+from .slicing import on_axial_slices
 
 
 def blur_kernel(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -79,19 +80,7 @@ class SynomalyInferer(Inferer):
             return self._slices(inputs, network)
         if inputs.ndim != 5:
             raise ValueError(f"expected (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}")
-        b, c = inputs.shape[:2]
-        moved = torch.movedim(inputs, self.axial_dim + 2, 1)  # (B, D, C, ...)
-        spatial = moved.shape[3:]
-        flat = moved.reshape(-1, c, *spatial)
-        out = self._slices(flat, network)
-        result = {}
-        for key, value in out.items():
-            if key == "stages":
-                result[key] = value.view(b, -1)
-                continue
-            shaped = value.view(b, -1, value.shape[1], *spatial)
-            result[key] = torch.movedim(shaped, 1, self.axial_dim + 2)
-        return result
+        return on_axial_slices(inputs, self.axial_dim, lambda slices: self._slices(slices, network))
 
     def _slices(self, x: torch.Tensor, network: torch.nn.Module) -> dict:
         if self.downsample == 1:
