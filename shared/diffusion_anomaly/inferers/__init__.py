@@ -1,4 +1,11 @@
-from .anofpdm import AnoFPDMInferer, ForwardProcessCurves, cosine_similarity, guided_noise, quantile_level, read_constants
+from .anofpdm import (
+    AnoFPDMInferer,
+    ForwardProcessCurves,
+    cosine_similarity,
+    guided_noise,
+    quantile_level,
+    read_constants,
+)
 from .disyre import DisyreInferer
 from .intensity import IntensityInferer
 from .synomaly import SynomalyInferer

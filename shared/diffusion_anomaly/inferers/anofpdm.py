@@ -20,7 +20,6 @@ healthy/unhealthy = cosine(MSE_h, MSE_ref) <= thr_cls (unhealthy); the mask is e
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -31,7 +30,7 @@ from monai.inferers import Inferer
 
 from ..networks.presets import HEALTHY, NULL_CLASS
 from ..transforms.postprocess import median_filter_slices, remove_small_components
-from .slicing import on_axial_slices
+from .slicing import content_seeds, on_axial_slices, seeded_noise
 
 
 @dataclass
@@ -138,10 +137,6 @@ class AnoFPDMInferer(Inferer):
         abar = self._abar(t)
         return ((x_t - (1 - abar) ** 0.5 * eps) / abar**0.5).clamp(-1, 1)
 
-    def _noise(self, seeds: list[int], shape: tuple[int, ...], step: int, device) -> torch.Tensor:
-        return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s + step)) for s in seeds]).to(
-            device)
-
     def predict(self, network: torch.nn.Module, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """eps for the healthy and the null label, in one batched call (2 NFE per slice)."""
         n = len(x_t)
@@ -160,7 +155,7 @@ class AnoFPDMInferer(Inferer):
         vh, vw = size if size is not None else x.shape[-2:]
         steps = self.steps
         n, m = len(x), len(mods)
-        seeds = [self.seed ^ zlib.crc32(img.detach().cpu().numpy().tobytes()) for img in x]
+        seeds = content_seeds(x, self.seed)
         target = x[:, mods, :vh, :vw].float()
         running = torch.zeros_like(target)
         best_sum, first = torch.zeros_like(target), torch.zeros_like(target)
@@ -171,7 +166,7 @@ class AnoFPDMInferer(Inferer):
         x_t = None
         for k, t in enumerate(steps):
             if self.forward == "ddpm" or k == 0:
-                x_t = self.scheduler.add_noise(x.float(), self._noise(seeds, x.shape[1:], k, x.device),
+                x_t = self.scheduler.add_noise(x.float(), seeded_noise(seeds, x.shape[1:], k, x.device),
                                                torch.full((n,), t, dtype=torch.long, device=x.device))
             eps_c, eps_null = self.predict(network, x_t, t)
             x0_h = self._x0(x_t, guided_noise(eps_c, eps_null, self.guidance), t)

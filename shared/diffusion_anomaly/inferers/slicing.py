@@ -1,7 +1,9 @@
-"""Run a 2-D slice method on 3-D volumes: volumes become one batch of axial slices and the outputs go back."""
+"""Slice-wise inference helpers: volumes as batches of axial slices, and per-slice noise that does not depend on
+the batching."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Callable
 
 import torch
@@ -24,3 +26,14 @@ def on_axial_slices(inputs: torch.Tensor, axial_dim: int, fn: Callable[[torch.Te
         else:
             result[key] = value.view(b, -1, *value.shape[1:])
     return result
+
+
+def content_seeds(slices: torch.Tensor, seed: int) -> list[int]:
+    """One seed per slice from its content, so a slice gets the same noise in any batch."""
+    return [seed ^ zlib.crc32(s.detach().cpu().numpy().tobytes()) for s in slices]
+
+
+def seeded_noise(seeds: list[int], shape: tuple[int, ...], offset: int, device) -> torch.Tensor:
+    """Gaussian noise of ``shape`` per seed, drawn from ``seed + offset`` (offset = stage or step)."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s + offset)) for s in seeds]).to(
+        device)

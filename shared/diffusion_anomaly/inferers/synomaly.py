@@ -13,7 +13,6 @@ batching.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from monai.inferers import Inferer
 from ..corruptions.synomaly import kernel_sigma
 from ..ops import gaussian_blur2d
 from ..transforms.postprocess import remove_small_components
-from .slicing import on_axial_slices
+from .slicing import content_seeds, on_axial_slices, seeded_noise
 
 
 def blur_kernel(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -120,13 +119,12 @@ class SynomalyInferer(Inferer):
         stages = torch.zeros(n, dtype=torch.long)
         running = torch.ones(n, dtype=torch.bool)
         abar = float(self.scheduler.alphas_cumprod[self.noise_level])
-        seeds = [self.seed ^ zlib.crc32(img.detach().cpu().numpy().tobytes()) for img in x]
+        seeds = content_seeds(x, self.seed)
         for stage in range(self.max_stages):
             idx = torch.nonzero(running).flatten()
             if len(idx) == 0:
                 break
-            noise = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(seeds[i] + stage))
-                                 for i in idx.tolist()]).to(x.device)
+            noise = seeded_noise([seeds[i] for i in idx.tolist()], x.shape[1:], stage, x.device)
             t = torch.full((len(idx),), self.noise_level, dtype=torch.long, device=x.device)
             x_t = self.scheduler.add_noise(x_tilde[idx], noise, t)
             self.nfe += len(idx)
