@@ -23,6 +23,20 @@ QUICK = {"disyre": {"roi_size": [32, 32]}, "synomaly": {"max_stages": 2}, "inten
          "anofpdm": {"t_max": 20, "step_stride": 10, "constants": {"thr_cls": 0.99, "delta_max": [0.05]}}}
 
 
+def monai_label_loader(load: LoadImaged):
+    """MONAI Label sets ``image_only=False`` on every ``LoadImaged`` and wraps it in its ``LoadImageTensord``, which
+    looks up each of the loader's keys first: a key the request lacks is a ``KeyError``, whatever
+    ``allow_missing_keys`` says."""
+    load._loader.image_only = False
+
+    def wrapped(data: dict) -> dict:
+        for key in load.keys:
+            data[key]  # noqa: B018 - the lookup LoadImageTensord makes
+        return load(data)
+
+    return wrapped
+
+
 def bundle_infer_task(bundle_dir: Path, image: Path, overrides: dict) -> dict:
     config = ConfigParser()
     config.read_config(str(bundle_dir / "configs/inference.json"))
@@ -37,7 +51,7 @@ def bundle_infer_task(bundle_dir: Path, image: Path, overrides: dict) -> dict:
     network.eval()
 
     pre = list(config.get_parsed_content("preprocessing", instantiate=True).transforms)
-    pre = [LoadImaged(keys="image", image_only=True) if isinstance(t, LoadImaged) else t for t in pre]
+    pre = [monai_label_loader(t) if isinstance(t, LoadImaged) else t for t in pre]
     data = {"image": str(image)}
     for t in pre:
         data = t(data)

@@ -8,6 +8,7 @@ from .anofpdm import (
 )
 from .disyre import DisyreInferer
 from .intensity import IntensityInferer
+from .outputs import MapOnlyInferer
 from .synomaly import SynomalyInferer
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "read_constants",
     "DisyreInferer",
     "IntensityInferer",
+    "MapOnlyInferer",
     "SynomalyInferer",
 ]

@@ -118,7 +118,8 @@ class DisyreInferer(Inferer):
     def _network(self, network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.nfe += len(x)
         if x.device.type == "cpu" and self.channels_last:
-            if id(network) not in self._channels_last_networks:  # weights and input both channels-last
+            # weights and input both channels-last; a deployment's model wrapper may be only callable
+            if id(network) not in self._channels_last_networks and isinstance(network, torch.nn.Module):
                 network.to(memory_format=torch.channels_last)
                 self._channels_last_networks.add(id(network))
             x = x.contiguous(memory_format=torch.channels_last)

@@ -2,6 +2,7 @@ from .checks import CheckInputd
 from .intensity import Clipd, ScalePercentiled, SliceMinMaxd
 from .labelmap import LabelMapd, UnpackInfererOutputd
 from .labels import ImageLabeld, RandTumourd
+from .loading import LoadImagesIfGivend
 from .mask import ApplyMaskd, EnsureBrainMaskd
 from .postprocess import median_filter_slices, remove_small_components
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
@@ -12,6 +13,7 @@ __all__ = [
     "SliceMinMaxd",
     "Clipd",
     "ImageLabeld",
+    "LoadImagesIfGivend",
     "LabelMapd",
     "UnpackInfererOutputd",
     "RandTumourd",
