@@ -83,3 +83,14 @@ def test_bundle_infer_task_path_gives_a_label_map_and_keeps_the_float_map(bundle
     assert score.is_floating_point()
     written = bundle_dir / "eval/scan/pred.nii.gz"  # the float map, saved beside the label map
     np.testing.assert_allclose(np.asarray(nib.load(str(written)).dataobj), score[0].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_monai_label_names_label_one_anomaly(bundle):
+    """BundleInferTask takes the label names from the first output's ``channel_def``, dropping "background"."""
+    import json
+
+    metadata = json.loads((REPO / "bundles" / bundle / "configs/metadata.json").read_text())
+    pred = next(iter(metadata["network_data_format"]["outputs"].values()))
+    labels = {v.lower(): int(k) for k, v in pred.get("channel_def", {}).items() if v.lower() != "background"}
+    assert labels == {"anomaly": 1}
