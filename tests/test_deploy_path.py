@@ -17,7 +17,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor, decollate_batch
-from monai.transforms import Compose
+from monai.transforms import Compose, Invertd
 from monai.utils import ensure_tuple
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,8 +93,6 @@ def test_deploy_app_path_gives_the_bundle_map_scaled_to_uint8(bundle, tmp_path):
     item = own.get_parsed_content("preprocessing")({"image": str(path)})
     with torch.no_grad():
         own_out = own.get_parsed_content("inferer")(item["image"][None], own.get_parsed_content("network"))
-    from monai.transforms import Invertd
-
     item["pred"] = decollate_batch(own_out)[0]["pred"]
     own_map = Invertd(keys="pred", transform=own.get_parsed_content("preprocessing"), orig_keys="image")(item)["pred"]
     expected = np.clip(np.asarray(own_map, np.float64)[0] * 255.0 / 2.0, 0, 255).astype(np.uint8)
