@@ -6,7 +6,7 @@ never saw in training (DISYRE's foreign-patch corruption, "fpi", at full strengt
 grid runs the full multi-stage inference. The score is the mean Dice over slices (the reference's criterion,
 per image); the false-positive rate on the healthy pixels of the same slices is reported next to it. The best
 setting is written into ``configs/inference.json``, or into the data set's overlay given by ``--overlay``
-(``noise_level``, ``blur_kernel``, ``threshold``), and the whole grid into ``--out``.
+(``noise_level``, ``blur_kernel``, ``threshold``, ``fusion``), and the whole grid into ``--out``.
 
 Usage: python scripts/tune_synomaly.py [--bundle bundles/synomaly] [--overlay inference_liver_ct.json]
            [--datalist /data/lits/datalist.json] [--stride 4] [--noise-levels 100 150 ...]
@@ -62,7 +62,8 @@ def add_lesions(slices: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Te
     unit = (slices + 1) / 2
     scheduler = DisyreScheduler()
     corruption = DisyreCorruption(scheduler, kind="fpi", seed=seed, smooth_prob=0.0)
-    lesioned, masks = corruption(unit, torch.full((len(unit),), 100), [str(i) for i in range(len(unit))])
+    lesioned, masks, _ = corruption(unit, scheduler.alpha(torch.full((len(unit),), 100)),
+                                    [str(i) for i in range(len(unit))])
     labels = (masks >= 0.5) & (unit > 0)
     return lesioned * 2 - 1, labels
 
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--noise-levels", nargs="+", type=int, default=[100, 150, 200, 250, 300])
     parser.add_argument("--kernels", nargs="+", type=int, default=[3, 5, 7, 11])
     parser.add_argument("--thresholds", nargs="+", type=float, default=[0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45])
+    parser.add_argument("--fusions", nargs="+", default=["mask"], choices=["mask", "difference"],
+                        help="fusion rules to compare (difference = the reference code's)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", type=Path, default=REPO / "runs/synomaly_tuning.json")
     parser.add_argument("--dry-run", action="store_true", help="do not write the choice into inference.json")
@@ -96,9 +99,9 @@ def main() -> None:
     print(f"{len(slices)} validation slices with simulated lesions ({int(labels.sum())} lesion pixels)")
 
     results = []
-    grid = list(itertools.product(args.noise_levels, args.kernels, args.thresholds))
-    for t_s, k, theta in tqdm(grid, desc="grid", unit="setting"):
-        config["noise_level"], config["blur_kernel"], config["threshold"] = t_s, k, theta
+    grid = list(itertools.product(args.noise_levels, args.kernels, args.thresholds, args.fusions))
+    for t_s, k, theta, fusion in tqdm(grid, desc="grid", unit="setting"):
+        config["noise_level"], config["blur_kernel"], config["threshold"], config["fusion"] = t_s, k, theta, fusion
         inferer = config.get_parsed_content("inferer", instantiate=True, lazy=False)
         with torch.no_grad():
             out = inferer(lesioned, network)
@@ -106,21 +109,26 @@ def main() -> None:
         dices = [dice_from_counts(*overlap_counts(p[b], g[b])) for p, g, b in zip(pred, labels, brain)]
         healthy = brain & ~labels
         fpr = float((pred & healthy).sum()) / max(int(healthy.sum()), 1)
-        results.append({"noise_level": t_s, "blur_kernel": k, "threshold": theta, "mean_dice": float(np.mean(dices)),
+        results.append({"noise_level": t_s, "blur_kernel": k, "threshold": theta, "fusion": fusion,
+                        "mean_dice": float(np.mean(dices)),
                         "healthy_fpr": fpr, "mean_stages": float(out["stages"].float().mean()), "nfe": inferer.nfe})
     best = max(results, key=lambda r: r["mean_dice"])
     report = {"best": best, "validation_slices": len(slices), "stride": args.stride, "seed": args.seed,
               "lesions": "DISYRE fpi corruption at t = 100 (not seen in training)", "grid": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"best: t_s={best['noise_level']}, kernel={best['blur_kernel']}, threshold={best['threshold']}: "
+    print(f"best: t_s={best['noise_level']}, kernel={best['blur_kernel']}, threshold={best['threshold']}, "
+          f"fusion={best['fusion']}: "
           f"mean Dice {best['mean_dice']:.3f}, healthy FPR {best['healthy_fpr']:.4f}")
     if not args.dry_run:
         path = target
         text = path.read_text()
-        for key, value in (("noise_level", best["noise_level"]), ("blur_kernel", best["blur_kernel"]),
-                           ("threshold", best["threshold"])):
-            text = re.sub(rf'^(    "{key}": )[^,\n]+,', rf"\g<1>{value},", text, count=1, flags=re.M)
+        for key in ("noise_level", "blur_kernel", "threshold", "fusion"):
+            value = json.dumps(best[key])
+            text, found = re.subn(rf'^(    "{key}": )[^,\n]+,', lambda m: m.group(1) + value + ",", text, count=1,
+                                  flags=re.M)
+            if not found:  # an overlay that did not set it yet
+                text = text.replace("{\n", "{\n    " + json.dumps(key) + ": " + value + ",\n", 1)
         path.write_text(text)
         print(f"wrote the choice into {path}")
 

@@ -8,6 +8,9 @@ from scipy import ndimage
 
 from diffusion_anomaly.corruptions import SynomalyNoise
 from diffusion_anomaly.inferers import SynomalyInferer
+from diffusion_anomaly.inferers.slicing import content_seeds, seeded_noise
+from diffusion_anomaly.inferers.synomaly import blur_kernel
+from diffusion_anomaly.ops import opencv_gaussian_kernel
 from diffusion_anomaly.training import SynomalyPrepareBatch
 
 
@@ -165,3 +168,92 @@ def test_batch_equals_one_by_one_and_volumes_equal_slices():
         out = inferer(volume, net)
         assert torch.allclose(out["pred"][0, :, :, :, 1], batch["pred"][1], atol=1e-5)
         assert out["stages"].shape == (1, 3)
+
+
+def test_blur_kernel_is_opencvs_for_sigma_zero():
+    """cv2.getGaussianKernel(k, 0): fixed tables for k <= 7, else a Gaussian with sigma 0.3 ((k - 1) / 2 - 1) + 0.8."""
+    assert opencv_gaussian_kernel(1).tolist() == [1.0]
+    assert opencv_gaussian_kernel(3).tolist() == [0.25, 0.5, 0.25]
+    assert opencv_gaussian_kernel(5).tolist() == [0.0625, 0.25, 0.375, 0.25, 0.0625]
+    assert opencv_gaussian_kernel(7).tolist() == [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125]
+    sigma = 0.3 * (4 - 1) + 0.8  # k = 9
+    taps = np.exp(-np.arange(-4, 5) ** 2 / (2 * sigma**2))
+    np.testing.assert_allclose(opencv_gaussian_kernel(9).numpy(), taps / taps.sum(), rtol=1e-6)
+    with pytest.raises(ValueError, match="odd"):
+        opencv_gaussian_kernel(4)
+
+
+@pytest.mark.parametrize("k, width", [(3, 12), (7, 12), (7, 3), (15, 5)])
+def test_blur_is_separable_with_reflect101_borders_at_any_size(k, width):
+    rng = np.random.default_rng(k)
+    img = rng.random((6, width)).astype(np.float32)
+    kern = opencv_gaussian_kernel(k).numpy().astype(np.float64)
+    r = k // 2
+    padded = np.pad(img.astype(np.float64), r, mode="reflect")  # numpy's reflect is OpenCV's REFLECT_101
+    rows = np.stack([np.convolve(row, kern, mode="valid") for row in padded])
+    expected = np.stack([np.convolve(col, kern, mode="valid") for col in rows.T]).T
+    ours = blur_kernel(torch.as_tensor(img)[None, None], k)[0, 0].numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
+
+
+class Growing(torch.nn.Module):
+    """Stage c restores ``rows`` x ``cols + c * step`` pixels to -1 (plus ``extra`` pixels of row 30 from stage 2
+    on): the mask grows by ``rows * step`` per stage."""
+
+    def __init__(self, scheduler, rows=2, cols=8, step=1, extra=None):
+        super().__init__()
+        self.s, self.rows, self.cols, self.step, self.extra = scheduler, rows, cols, step, extra
+        self.calls, self.inputs = 0, []
+
+    def forward(self, x_t, t):
+        self.calls += 1
+        self.inputs.append(x_t.clone())
+        abar = self.s.alphas_cumprod[t].view(-1, 1, 1, 1)
+        x0 = x_t.clone()
+        x0[..., : self.rows, : self.cols + self.calls * self.step] = -1.0
+        if self.extra is not None and self.calls > 1:
+            x0[..., 30, : self.extra] = -1.0
+        return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+
+def test_stop_rule_is_the_references():
+    """Continue while |n_k - n_(k-1)| / max(n_(k-1), 500) > 0.01 (n_0 = all pixels)."""
+    scheduler = DDPMScheduler(1000, schedule="cosine")
+    x = torch.full((1, 1, 32, 32), 0.5)
+    settings = dict(noise_level=5, blur_kernel=1, threshold=0.5, min_component=1, max_stages=5)
+    # masks of 18, 20, ... px: change 2 / 500 = 0.004 -> stop after stage 2 (the old rule, 2 / 18, ran all 5)
+    *_, stages = SynomalyInferer(scheduler, **settings).multi_stage(x, Growing(scheduler, rows=2))
+    assert stages.tolist() == [2]
+    *_, stages = SynomalyInferer(scheduler, change_floor=1, **settings).multi_stage(x, Growing(scheduler, rows=2))
+    assert stages.tolist() == [5]
+    # 500 px, then 505 px: change exactly 5 / 500 = 0.01 is not > 0.01 -> stop after stage 2
+    net = Growing(scheduler, rows=20, cols=25, step=0, extra=5)
+    *_, stages = SynomalyInferer(scheduler, **settings).multi_stage(x, net)
+    assert stages.tolist() == [2]
+    # 500 px, then 506 px: 0.012 > 0.01 -> a third stage, which changes nothing -> stop
+    net = Growing(scheduler, rows=20, cols=25, step=0, extra=6)
+    *_, stages = SynomalyInferer(scheduler, **settings).multi_stage(x, net)
+    assert stages.tolist() == [3]
+
+
+def _fused_input_of_stage_two(fusion):
+    scheduler = DDPMScheduler(1000, schedule="cosine")
+    x = torch.full((1, 1, 32, 32), 0.5)
+    net = Growing(scheduler, rows=4, cols=8, step=0)
+    inferer = SynomalyInferer(scheduler, noise_level=5, blur_kernel=1, threshold=0.5, min_component=1,
+                              max_stages=2, fusion=fusion)
+    inferer.multi_stage(x, net)
+    abar = float(scheduler.alphas_cumprod[5])
+    noise = seeded_noise(content_seeds(x, 0), x.shape[1:], 1, x.device)
+    return (net.inputs[1] - (1 - abar) ** 0.5 * noise) / abar**0.5
+
+
+def test_fusion_mask_and_difference():
+    """Stage 1 restores the 4 x 8 block to -1 (D = |0.5 - (-1)| = 1.5): the mask fusion puts -1 there, the
+    reference's continuous fusion (1 - D) x + D x0 = -0.5 * 0.5 + 1.5 * (-1) = -1.75; 0.5 elsewhere in both."""
+    for fusion, inside in (("mask", -1.0), ("difference", -1.75)):
+        x_tilde = _fused_input_of_stage_two(fusion)[0, 0]
+        assert torch.allclose(x_tilde[:4, :8], torch.full((4, 8), inside), atol=1e-4), fusion
+        assert torch.allclose(x_tilde[4:], torch.full((28, 32), 0.5), atol=1e-4), fusion
+    with pytest.raises(ValueError, match="fusion"):
+        SynomalyInferer(DDPMScheduler(1000, schedule="cosine"), fusion="blend")

@@ -26,6 +26,24 @@ def test_percentile_scaling_maps_p98_to_one_and_p0_to_zero(rng):
     assert isinstance(clipped, MetaTensor) and clipped.meta["filename_or_obj"] == "vol.nii.gz"
 
 
+def test_disyre_scaling_clips_negatives_so_the_background_stays_zero(rng):
+    """Reference (DISYRE ScaleIntensityQuantile): v = clip(v, 0); (v - q0) / (q98 - q0); clip to [0, 1]."""
+    x = np.zeros((1, 30, 30, 8), np.float32)
+    brain = np.zeros(x.shape, bool)
+    brain[:, 5:25, 5:25, 1:7] = True
+    x[brain] = rng.gamma(4.0, 30.0, size=int(brain.sum()))
+    negative = np.flatnonzero(brain.ravel())[:: 100]  # 1 % of the brain below zero (e.g. after bias correction)
+    x.ravel()[negative] = -rng.uniform(1.0, 20.0, size=len(negative))
+    clipped = np.clip(x, 0, None)
+    q0, q98 = np.quantile(clipped, [0.0, 0.98])
+    expected = np.clip((clipped - q0) / (q98 - q0), 0, 1)
+    out = ScalePercentiled("image", floor=0.0, lower=0, upper=98)({"image": _img(x)})["image"].numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert float(np.abs(out[~brain]).max()) == 0.0  # background exactly 0: foreground = (x > 0) stays right
+    without = ScalePercentiled("image", lower=0, upper=98)({"image": _img(x)})["image"].numpy()
+    assert float(without[~brain].min()) > 0.01  # the defect: every background voxel lifted above 0
+
+
 def test_percentile_on_nonzero_foreground_keeps_zero(rng):
     x = np.zeros((2, 10, 10, 4), np.float32)
     x[:, 2:8, 2:8] = rng.uniform(1, 100, size=(2, 6, 6, 4))

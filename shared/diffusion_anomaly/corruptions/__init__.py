@@ -2,7 +2,7 @@ from .disyre import DisyreCorruption
 from .foreign_patch import ForeignPatchCache, minmax_match
 from .intensity_bias import CODEBOOK, intensity_bias
 from .shapes import gaussian_blur, place_mask, random_shape
-from .synomaly import SynomalyNoise, kernel_sigma
+from .synomaly import SynomalyNoise
 from .tumour import TumourParameters, paint_tumour, sample_tumour
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "place_mask",
     "random_shape",
     "SynomalyNoise",
-    "kernel_sigma",
     "TumourParameters",
     "paint_tumour",
     "sample_tumour",

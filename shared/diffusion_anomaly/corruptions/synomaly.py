@@ -84,10 +84,3 @@ class SynomalyNoise:
         u = torch.rand((b, 1, 1, 1), generator=g)
         noise = n + self.direction * (u + self.offset) * mask.to(n.dtype)
         return noise.to(shape_like.device), mask.to(shape_like.device)
-
-
-def kernel_sigma(kernel_size: int) -> float:
-    """OpenCV's sigma for a k x k Gaussian given sigma = 0: 0.3 * ((k - 1) / 2 - 1) + 0.8."""
-    return 0.3 * ((kernel_size - 1) / 2 - 1) + 0.8
-
-

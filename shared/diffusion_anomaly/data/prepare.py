@@ -26,7 +26,7 @@ HEALTHY_LAYOUTS = {"ixi", "camcan"}
 # Intensity presets, the same as the bundles' ScalePercentiled settings.
 INTENSITY_PRESETS = {
     "none": None,
-    "disyre": {"lower": 0.0, "upper": 98.0, "clip": True},  # [p0, p98] of the whole volume -> [0, 1]
+    "disyre": {"floor": 0.0, "lower": 0.0, "upper": 98.0, "clip": True},  # negatives to 0, [p0, p98] -> [0, 1]
     "anofpdm": {"lower": None, "upper": 99.0, "clip": False, "nonzero": True},  # x / p99 of non-zero voxels
 }
 

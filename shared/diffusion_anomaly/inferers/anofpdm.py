@@ -1,8 +1,9 @@
 """AnoFPDM (Che et al. 2024): anomaly maps from the forward process of a classifier-free-guided DDPM.
 
 For t = 0, s, 2s, ... < t_max (stride s = 1 for the full method): x_t from the input (DDPM forward: fresh noise
-per step; DDIM forward: a deterministic step from the previous latent with the null-label noise); one network
-call on the batch [x_t | x_t] with labels [healthy | null] gives eps_c and eps_null (2 NFE per slice);
+per step; DDIM forward: a deterministic step from the previous latent with the null-label noise; "ddim_reference":
+the reference code's DDIM encoding, see ``AnoFPDMInferer``); one network call on the batch [x_t | x_t] with
+labels [healthy | null] gives eps_c and eps_null (2 NFE per slice);
 guided eps = (1 + w) eps_c - w eps_null gives the healthy x0_h; the reference x0_ref comes from eps_c (w = 0,
 the reference code and default) or eps_null (the paper's figure). Per step and modality m:
 S_t = (x0_h - x)^2, Delta_t = mean (x0_h - x0_ref)^2, and the curves MSE_h, MSE_ref.
@@ -12,8 +13,8 @@ Instead of keeping every S_t (the reference keeps all predictions: ~157 MB per s
 sum and, whenever Delta reaches a new maximum, a copy of the sum so far: two maps per slice and modality,
 whatever t_max is. If t_e is the first step (nothing before it), the map is S at that step.
 
-Per slice: A = mean_m A_m, 5x5 median filter; r_m = clamp(max Delta_m / Delta_max_m, 0, 1) rounded to 0.01;
-q_m = 0.98 - 0.08 r_m; theta = mean_m quantile_{q_m}(A_m) on the unfiltered maps; mask = A_filtered >= theta;
+Per slice: A = mean_m A_m, 5x5 median filter (reflect-101 borders, torch's "reflect" as the reference);
+q_m from r_m = clamp(max Delta_m / Delta_max_m, 0, 1) on the reference's grid (``quantile_level``); theta = mean_m quantile_{q_m}(A_m) on the unfiltered maps; mask = A_filtered >= theta;
 healthy/unhealthy = cosine(MSE_h, MSE_ref) <= thr_cls (unhealthy); the mask is emptied for healthy slices
 (``gate``); components of <= 40 px (8-connectivity) are removed.
 """
@@ -54,10 +55,19 @@ def guided_noise(eps_conditional: torch.Tensor, eps_null: torch.Tensor, guidance
     return (1 + guidance) * eps_conditional - guidance * eps_null
 
 
+FORWARD_PROCESSES = ("ddpm", "ddim", "ddim_reference")
+
+
 def quantile_level(ratio: torch.Tensor, low: float = 0.90, high: float = 0.98) -> torch.Tensor:
-    """q = high - (high - low) * r, with r clamped to [0, 1] and rounded to 2 decimals (the reference's grid)."""
-    r = torch.round(ratio.clamp(0, 1) * 100) / 100
-    return high - (high - low) * r
+    """The reference's quantile: index = int64(round(clamp(r, 0, 1), 2) * 100) in float32, q = grid[index] with
+    grid = linspace(low, high, 101) reversed (float32), i.e. q ~ high - (high - low) * index / 100.
+
+    The float32 product is truncated, not rounded, so a ratio that rounds to 0.53 gives index 52 (0.53 is
+    0.52999997 in float32), q = 0.9384 rather than 0.9376; we keep that so thresholds equal the reference's.
+    """
+    r = torch.round(torch.as_tensor(ratio).float().clamp(0, 1), decimals=2) * 100
+    grid = torch.flip(torch.linspace(low, high, 101, dtype=torch.float32), dims=(0,)).to(r.device)
+    return grid[r.to(torch.int64)]
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -82,7 +92,12 @@ class AnoFPDMInferer(Inferer):
         step_stride: use every ``step_stride``-th t (fast mode; 1 = the full method).
         guidance: w of the healthy-guided prediction.
         reference: "healthy" (eps_c, w = 0; reference code, default) or "null" (eps_null; paper figure).
-        forward: "ddpm" (fresh noise every step; default) or "ddim" (deterministic encoding, null label).
+        forward: "ddpm" (fresh noise every step; default), "ddim" (deterministic encoding with the null-label eps
+            of the previous step, 2 NFE per step: x_t' = sqrt(abar_t') x0_null + sqrt(1 - abar_t') eps_null, eps
+            as predicted) or "ddim_reference" (the reference code's encoding, for matching its numbers: at each
+            t >= 1 an extra null-label call at timestep t on the previous latent, eps re-derived from the clipped
+            x0, and the result taken to level t + 1 while it is scored at t, an off-by-one; 3 NFE per step,
+            step_stride 1 only).
         modalities: channel indices scored (e.g. FLAIR and T2 of [FLAIR, T1, T1ce, T2]: [0, 3]); None = all.
         quantile_range: (a, b) of the dynamic quantile grid.
         median_size: median filter size of the final map.
@@ -108,8 +123,11 @@ class AnoFPDMInferer(Inferer):
             raise ValueError(f"step_stride must be >= 1, got {step_stride}")
         if reference not in ("healthy", "null"):
             raise ValueError(f"reference must be 'healthy' or 'null', got {reference!r}")
-        if forward not in ("ddpm", "ddim"):
-            raise ValueError(f"forward must be 'ddpm' or 'ddim', got {forward!r}")
+        if forward not in FORWARD_PROCESSES:
+            raise ValueError(f"forward must be one of {FORWARD_PROCESSES}, got {forward!r}")
+        if forward == "ddim_reference" and step_stride != 1:
+            raise ValueError("forward='ddim_reference' reproduces the reference's full pass: it needs step_stride=1, "
+                             f"got {step_stride}")
         if downsample < 1:
             raise ValueError(f"downsample must be a positive integer, got {downsample}")
         self.scheduler, self.t_max, self.step_stride = scheduler, t_max, step_stride
@@ -146,6 +164,21 @@ class AnoFPDMInferer(Inferer):
         eps = network(torch.cat([x_t, x_t]), timesteps=timesteps, class_labels=labels).float()
         return eps[:n], eps[n:]
 
+    def reference_ddim_encode(self, network: torch.nn.Module, x_prev: torch.Tensor, t: int) -> torch.Tensor:
+        """The reference's ``ddim_reverse_sample`` at t (1 NFE per slice): eps_null at timestep t on the previous
+        latent; x0 clipped to [-1, 1]; eps re-derived as (x / sqrt(abar_t) - x0) / sqrt(1 / abar_t - 1); returns
+        sqrt(abar_(t+1)) x0 + sqrt(1 - abar_(t+1)) eps (abar_T = 0)."""
+        n = len(x_prev)
+        timesteps = torch.full((n,), t, dtype=torch.long, device=x_prev.device)
+        labels = torch.full((n,), NULL_CLASS, device=x_prev.device)
+        self.nfe += n
+        eps = network(x_prev, timesteps=timesteps, class_labels=labels).float()
+        abar = self._abar(t)
+        x0 = self._x0(x_prev, eps, t)
+        eps = (x_prev / abar**0.5 - x0) / (1 / abar - 1) ** 0.5
+        abar_next = self._abar(t + 1) if t + 1 < self.scheduler.num_train_timesteps else 0.0
+        return abar_next**0.5 * x0 + (1 - abar_next) ** 0.5 * eps
+
     def forward_pass(self, x: torch.Tensor, network: torch.nn.Module,
                      size: tuple[int, int] | None = None) -> ForwardProcessCurves:
         """Stream the forward process over ``self.steps`` for slices ``x`` (N, C, H, W); memory is independent of
@@ -168,6 +201,8 @@ class AnoFPDMInferer(Inferer):
             if self.forward == "ddpm" or k == 0:
                 x_t = self.scheduler.add_noise(x.float(), seeded_noise(seeds, x.shape[1:], k, x.device),
                                                torch.full((n,), t, dtype=torch.long, device=x.device))
+            elif self.forward == "ddim_reference":
+                x_t = self.reference_ddim_encode(network, x_t, t)
             eps_c, eps_null = self.predict(network, x_t, t)
             x0_h = self._x0(x_t, guided_noise(eps_c, eps_null, self.guidance), t)
             x0_r = self._x0(x_t, eps_c if self.reference == "healthy" else eps_null, t)

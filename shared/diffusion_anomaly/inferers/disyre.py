@@ -1,14 +1,20 @@
 """DISYRE scoring: heal the image with the restoration network and accumulate how much it changed.
 
 Two scores (both from the papers, chosen by ``mode``):
-* "ensemble" (DISYRE v2): mean over corruption strengths alpha of |x - P(x, t(alpha))|, single steps from
-  the input, all levels in one batched network call.
+* "ensemble" (DISYRE v2, the reference code's default): mean over corruption strengths alpha of
+  |x - P(x, t(alpha))|, single steps from the input, all levels in one batched network call.
 * "healing" (ISBI Algorithm 1): from t = T down in steps of ``step_size``: x0 = P(x_cur, t);
-  AS += |x0 - x_cur|; x_cur = (1 - alpha_next) x0 + alpha_next x_cur.
-Full slices go through sliding windows (roi 128, overlap 0.75, Gaussian blending with sigma 0.125 of the roi);
-with foreground weighting each window's score is multiplied by its foreground fraction, so windows without
-any foreground score 0 and are not evaluated at all. 3-D volumes are processed as batches of axial slices
-by MONAI's SliceInferer; the score is 0 on the background.
+  AS += |x0 - x_cur|; x_cur = (1 - alpha_next) x0 + alpha_next x_cur; the map is AS / (number of steps), the
+  mean as in the reference code, so that both modes' thresholds live on the same scale.
+Full slices go through sliding windows (roi 128, overlap 0.75, Gaussian blending with sigma 0.125 of the roi)
+on the reference's window grid: the input is cropped to the bounding box of its foreground (> 0; per volume,
+or over a batch of 2-D slices, which the reference feeds one volume at a time), then zero-padded evenly to at
+least one window and to a size whose excess over the window is a multiple of the stride (200 px: windows at
+-12, 20, 52, 84), so MONAI's SlidingWindowInferer places every window on that grid. With foreground
+weighting each window's score is multiplied by its fraction of foreground (> 0) pixels, so windows without
+any foreground score 0 and are not evaluated at all. 3-D volumes are processed as batches of axial slices by
+MONAI's SliceInferer; the score is 0 on the background (pixels <= 0, which the DISYRE intensity scaling with
+``floor=0`` keeps at exactly 0).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from monai.inferers import Inferer, SliceInferer, SlidingWindowInferer
+from monai.transforms.utils import generate_spatial_bounding_box
 
 from ..schedulers.disyre import DisyreScheduler
 
@@ -24,12 +32,27 @@ MODES = ("ensemble", "healing")
 V2_ALPHAS = (0.005, 0.05, 0.27, 0.73)
 
 
+def window_grid_padding(size: int, roi: int, stride: int) -> tuple[int, int]:
+    """Zero padding (before, after) of one axis on the DISYRE reference's window grid.
+
+    The padded size is at least ``roi`` and exceeds it by a multiple of ``stride``; the padding is split
+    evenly, the odd pixel after. E.g. size 200, roi 128, stride 32 -> (12, 12); size 100 -> (14, 14).
+    """
+    padded = max(size, roi)
+    rest = (padded - roi) % stride
+    if rest:
+        padded += stride - rest
+    extra = padded - size
+    return extra // 2, extra - extra // 2
+
+
 class DisyreInferer(Inferer):
     """``inferer(inputs, network)`` -> ``{"pred": anomaly map, "restoration": healed image}``.
 
     Args:
         scheduler: the DISYRE schedule the network was trained with.
-        mode: "ensemble" (v2 mean of single-step restorations) or "healing" (ISBI Algorithm 1).
+        mode: "ensemble" (v2 mean of single-step restorations; the reference default) or "healing" (ISBI
+            Algorithm 1, mean over its steps).
         alphas: corruption strengths of the ensemble levels (reference levels 0.005, 0.05, 0.27, 0.73).
         step_size: healing step S of Algorithm 1 (T = 100, S = 25 evaluates t = 100, 75, 50, 25).
         roi_size: sliding-window size.
@@ -66,6 +89,8 @@ class DisyreInferer(Inferer):
         self.timesteps = [scheduler.timestep_for_alpha(a) for a in alphas]
         self.healing_timesteps = [int(t) for t in scheduler.set_timesteps(step_size)]
         self.foreground_weighting, self.channels_last, self.cpu_bf16 = foreground_weighting, channels_last, cpu_bf16
+        self.roi_size, self.axial_dim = tuple(int(r) for r in roi_size), axial_dim
+        self.stride = tuple(max(1, int(r * (1 - overlap))) for r in self.roi_size)  # MONAI's scan interval
         window_args = dict(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, mode="gaussian",
                            sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, progress=progress)
         self.window_inferer = SlidingWindowInferer(**window_args)
@@ -80,14 +105,37 @@ class DisyreInferer(Inferer):
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
         if inputs.ndim not in (4, 5):
             raise ValueError(f"expected (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}")
-        inferer = self.slice_inferer if inputs.ndim == 5 else self.window_inferer
-        score, restoration = inferer(inputs, lambda windows: self.score_windows(windows, network))
-        foreground = (inputs != 0).any(dim=1, keepdim=True)
+        inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs  # MetaTensor -> plain tensor
+        # a volume's own bounding box; a batch of 2-D slices shares one (the reference's per-volume crop)
+        groups = [inputs[i : i + 1] for i in range(len(inputs))] if inputs.ndim == 5 else [inputs]
+        scores, restorations = zip(*(self._score_cropped(group, network) for group in groups))
+        score, restoration = torch.cat(scores), torch.cat(restorations)
+        foreground = (inputs > 0).any(dim=1, keepdim=True)
         return {"pred": score * foreground, "restoration": restoration}
+
+    def _score_cropped(self, x: torch.Tensor, network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score and restoration of ``x`` on the reference window grid (crop, even padding, windows, undo)."""
+        score = torch.zeros_like(x[:, :1], dtype=torch.float32)
+        restoration = x.clone().float()
+        start, end = generate_spatial_bounding_box((x > 0).any(0), select_fn=lambda v: v > 0)
+        if any(e <= s for s, e in zip(start, end)):
+            return score, restoration  # no foreground: nothing to score
+        box = (slice(None), slice(None), *(slice(s, e) for s, e in zip(start, end)))
+        cropped = x[box].float()
+        plane = [d for d in range(cropped.ndim - 2) if x.ndim == 4 or d != self.axial_dim]
+        pads = [(0, 0)] * (cropped.ndim - 2)
+        for d, roi, stride in zip(plane, self.roi_size, self.stride):
+            pads[d] = window_grid_padding(cropped.shape[2 + d], roi, stride)
+        padded = F.pad(cropped, [p for pair in reversed(pads) for p in pair])
+        inferer = self.slice_inferer if x.ndim == 5 else self.window_inferer
+        s, r = inferer(padded, lambda windows: self.score_windows(windows, network))
+        inner = (slice(None), slice(None), *(slice(b, b + n) for (b, _), n in zip(pads, cropped.shape[2:])))
+        score[box], restoration[box] = s[inner].float(), r[inner].float()
+        return score, restoration
 
     def score_windows(self, windows: torch.Tensor, network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """Anomaly score (1 channel) and restoration of a batch of 2-D windows (N, C, h, w)."""
-        fraction = (windows != 0).any(dim=1).float().mean(dim=(1, 2))
+        fraction = (windows > 0).float().flatten(1).mean(1)  # over channels too, as the reference
         score = torch.zeros_like(windows[:, :1])
         restoration = windows.clone()
         active = fraction > 0 if self.foreground_weighting else torch.ones_like(fraction, dtype=torch.bool)
@@ -113,7 +161,7 @@ class DisyreInferer(Inferer):
             score = score + (x0 - x_cur).abs().mean(dim=1, keepdim=True)
             if i + 1 < len(self.healing_timesteps):
                 x_cur = self.scheduler.step(x0, x_cur, self.healing_timesteps[i + 1])
-        return score, x0
+        return score / len(self.healing_timesteps), x0
 
     def _network(self, network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.nfe += len(x)

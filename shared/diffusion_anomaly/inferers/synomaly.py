@@ -2,13 +2,15 @@
 
 Per stage, for every image still running: x_t = q_sample(x_tilde, t_s, fresh noise); x0_hat = one-step
 prediction from the network's noise estimate, clamped to [-1, 1]; D = |blur_k(x) - blur_k(x0_hat)| against
-the *original* x, zeroed below ``threshold`` and with connected components under ``min_component`` pixels
-removed (4-connectivity); binary mask m = D > 0; fusion x_tilde = (1 - m) x + m x0_hat (the paper's figure;
-the reference code's continuous-weight fusion is not used). The returned map is 0 outside the input's
-foreground (background = -1). An image stops when its mask changes by less than
-``change_tolerance`` (relative) or after ``max_stages``; stopped images leave the batch. The continuous D of
-the last stage is the anomaly map. Noise is seeded from each image's content, so results do not depend on
-batching.
+the *original* x (blur_k = ``cv2.GaussianBlur(k, 0)``: OpenCV's fixed kernels for k <= 7, reflect-101 borders),
+zeroed below ``threshold`` and with connected components under ``min_component`` pixels removed
+(4-connectivity); binary mask m = D > 0. Fusion ``"mask"`` (default, the paper's figure):
+x_tilde = (1 - m) x + m x0_hat; ``"difference"`` (the reference code): x_tilde = (1 - D) x + D x0_hat with the
+continuous D (up to 2, so it extrapolates). The stop rule is the reference code's: with n_k the mask size of
+stage k (n_0 = all pixels), an image stops once |n_k - n_(k-1)| / max(n_(k-1), ``change_floor``) <=
+``change_tolerance``, or after ``max_stages``; stopped images leave the batch. The returned map is 0 outside
+the input's foreground (background = -1). The continuous D of the last stage is the anomaly map. Noise is
+seeded from each image's content, so results do not depend on batching.
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import Inferer
 
-from ..corruptions.synomaly import kernel_sigma
-from ..ops import gaussian_blur2d
+from ..ops import opencv_gaussian_kernel, separable_blur2d
 from ..transforms.postprocess import remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
 
+FUSIONS = ("mask", "difference")
+
+
 def blur_kernel(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """k x k Gaussian blur (sigma by OpenCV's rule for sigma = 0), reflect-101 borders, per channel."""
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"blur kernel size must be a positive odd number, got {kernel_size}")
-    return gaussian_blur2d(x, kernel_sigma(kernel_size), kernel_size // 2, padding="reflect")
+    """``cv2.GaussianBlur(x, (k, k), 0)`` per channel: OpenCV's kernel for sigma = 0, reflect-101 borders."""
+    return separable_blur2d(x, opencv_gaussian_kernel(kernel_size, x.dtype), padding="reflect")
 
 
 class SynomalyInferer(Inferer):
@@ -46,7 +48,10 @@ class SynomalyInferer(Inferer):
         threshold: differences below it are set to 0.
         min_component: connected components with fewer pixels are removed.
         max_stages: at most this many stages (1 = single-stage mode).
-        change_tolerance: stop when |#m_n - #m_(n-1)| / #m_(n-1) < this.
+        change_tolerance: stop when |#m_n - #m_(n-1)| / max(#m_(n-1), change_floor) <= this.
+        change_floor: smallest denominator of the change (the reference's 500 pixels, for 128 x 128 slices),
+            so small masks do not run every stage on a few pixels' change.
+        fusion: "mask" (binary mask, the paper's figure) or "difference" (continuous D, the reference code).
         slice_batch_size: slices per network call.
         divisible: pad H and W to a multiple of this (the UNet's downsampling factor).
         axial_dim: spatial axis of 3-D inputs that indexes slices.
@@ -57,17 +62,22 @@ class SynomalyInferer(Inferer):
 
     def __init__(self, scheduler: Any, noise_level: int = 250, blur_kernel: int = 15, threshold: float = 0.3,
                  min_component: int = 30, max_stages: int = 5, change_tolerance: float = 0.01,
-                 slice_batch_size: int = 32, divisible: int = 16, axial_dim: int = 2, downsample: int = 1,
+                 change_floor: float = 500.0, fusion: str = "mask", slice_batch_size: int = 32, divisible: int = 16, axial_dim: int = 2, downsample: int = 1,
                  seed: int = 0):
         super().__init__()
         if not 0 <= noise_level < scheduler.num_train_timesteps:
             raise ValueError(f"noise_level must lie in 0..{scheduler.num_train_timesteps - 1}, got {noise_level}")
         if max_stages < 1:
             raise ValueError(f"max_stages must be >= 1, got {max_stages}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        if change_floor < 1:
+            raise ValueError(f"change_floor must be >= 1 pixel, got {change_floor}")
         if blur_kernel < 1 or blur_kernel % 2 == 0:
             raise ValueError(f"blur kernel size must be a positive odd number, got {blur_kernel}")
         self.scheduler, self.noise_level, self.kernel, self.threshold = scheduler, noise_level, blur_kernel, threshold
         self.min_component, self.max_stages, self.tol = min_component, max_stages, change_tolerance
+        self.change_floor, self.fusion = float(change_floor), fusion
         if downsample < 1:
             raise ValueError(f"downsample must be a positive integer, got {downsample}")
         self.slice_batch_size, self.divisible, self.axial_dim, self.seed = slice_batch_size, divisible, axial_dim, seed
@@ -132,13 +142,14 @@ class SynomalyInferer(Inferer):
             x0 = ((x_t - (1 - abar) ** 0.5 * eps) / abar**0.5).clamp(-1, 1)
             d = self.difference_map(x[idx], x0)
             m = (d > 0).float()
-            x_tilde[idx] = (1 - m) * x[idx] + m * x0
+            weight = m if self.fusion == "mask" else d
+            x_tilde[idx] = (1 - weight) * x[idx] + weight * x0
             count = m.flatten(1).sum(1).cpu()
-            change = (previous[idx] - count).abs() / previous[idx].clamp_min(1.0)
+            change = (previous[idx] - count).abs() / previous[idx].clamp_min(self.change_floor)
             previous[idx] = count
             stages[idx] += 1
             score[idx], mask[idx], restoration[idx] = d, m, x0
-            running[idx] = change >= self.tol
+            running[idx] = change > self.tol
         return score, mask, restoration, stages
 
     def difference_map(self, original: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:

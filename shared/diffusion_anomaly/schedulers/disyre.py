@@ -41,20 +41,32 @@ class DisyreScheduler:
     def corrupt(self, original: torch.Tensor, foreign: torch.Tensor, mask: torch.Tensor,
                 timesteps: torch.Tensor) -> torch.Tensor:
         """``(1 - alpha_t m) x_0 + alpha_t m x_fp`` per sample (the analogue of ``add_noise``)."""
-        a = self.alpha(timesteps).to(original.device).view(-1, *([1] * (original.ndim - 1)))
-        return (1 - a * mask) * original + a * mask * foreign
+        return self.blend(original, foreign, mask, self.alpha(timesteps))
 
-    def sample_timesteps(self, n: int, generator: torch.Generator | None = None,
-                         device: torch.device | str = "cpu") -> torch.Tensor:
-        """Training timesteps t ~ U{1..T}."""
-        return torch.randint(1, self.num_train_timesteps + 1, (n,), generator=generator).to(device)
+    @staticmethod
+    def blend(original: torch.Tensor, foreign: torch.Tensor, mask: torch.Tensor,
+              strengths: torch.Tensor) -> torch.Tensor:
+        """Eq. 1 of the ISBI paper at any strength: ``(1 - a m) x_0 + a m x_fp`` with ``a`` per sample."""
+        a = torch.as_tensor(strengths).to(device=original.device, dtype=original.dtype)
+        a = a.view(-1, *([1] * (original.ndim - 1)))
+        return (1 - a * mask) * original + a * mask * foreign
 
     def timestep_for_alpha(self, alpha: float) -> int:
         """The t in 1..T whose corruption strength is closest to ``alpha`` (the v2 ensemble gives levels as
         strengths, which keeps them independent of the direction of the t axis)."""
         if not 0 <= alpha <= 1:
             raise ValueError(f"a corruption strength lies in [0, 1], got {alpha}")
-        return int(torch.argmin((self.alphas[1:] - alpha).abs())) + 1
+        return int(self.timesteps_for_strengths(torch.tensor([alpha]))[0])
+
+    def timesteps_for_strengths(self, strengths: torch.Tensor) -> torch.Tensor:
+        """Per sample, the t in 1..T whose alpha_t is closest to the strength actually applied.
+
+        This is how the v2 code conditions training: strengths are drawn first, then mapped to the nearest
+        level (its ``map_alpha_to_timestep``, on its reversed t axis; the same strengths give other t numbers
+        there, e.g. our 3, 10, 25, 50 are its 99, 74, 49, 24).
+        """
+        a = torch.as_tensor(strengths, dtype=torch.float64).flatten().cpu()
+        return torch.argmin((self.alphas[1:][None] - a[:, None]).abs(), dim=1) + 1
 
     def set_timesteps(self, step_size: int = 25) -> torch.Tensor:
         """Healing timesteps of Algorithm 1: T, T - S, T - 2S, ... (all > 0)."""

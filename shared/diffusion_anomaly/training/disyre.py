@@ -10,21 +10,20 @@ from ..corruptions.disyre import DisyreCorruption
 
 
 class DisyrePrepareBatch:
-    """Turn a batch of healthy patches into ``(x_t, x_0, (), {"timesteps": t})`` with t ~ U{1..T}.
+    """Turn a batch of healthy patches into ``(x_t, x_0, (), {"timesteps": t})``.
 
-    The trainer's inferer then calls ``network(x_t, timesteps=t)`` and the loss compares the output with x_0.
+    As the v2 reference code: the corruption draws its strengths and t is the level nearest to the strength it
+    applied (not t ~ U{1..T}, which would put half of training at strengths above 0.73). The trainer's inferer
+    then calls ``network(x_t, timesteps=t)`` and the loss compares the output with x_0.
 
     Args:
         corruption: the synthetic-anomaly corruption (holds the scheduler).
         image_key: batch key of the healthy images.
         source_key: batch key naming each image's volume, so foreign patches come from other volumes.
-        seed: seed for the timestep draws.
     """
 
-    def __init__(self, corruption: DisyreCorruption, image_key: str = "image", source_key: str = "subject",
-                 seed: int = 0):
+    def __init__(self, corruption: DisyreCorruption, image_key: str = "image", source_key: str = "subject"):
         self.corruption, self.image_key, self.source_key = corruption, image_key, source_key
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, batchdata: Mapping[str, Any], device: torch.device | str | None = None,
                  non_blocking: bool = False, **kwargs: Any):
@@ -32,7 +31,6 @@ class DisyrePrepareBatch:
         sources = batchdata.get(self.source_key)
         if sources is not None:
             sources = [str(s) for s in sources]
-        t = self.corruption.scheduler.sample_timesteps(len(x0), self.generator)
-        xt, _ = self.corruption(x0, t, sources)
+        xt, _, t = self.corruption(x0, sources=sources)
         move = dict(device=device, non_blocking=non_blocking)
         return xt.to(**move), x0.to(**move), (), {"timesteps": t.to(**move)}

@@ -18,8 +18,8 @@ class SyntheticLesionValidation:
     """Every ``interval`` epochs, score a fixed set of corrupted validation patches and record the pixel AP.
 
     The set is built once: up to ``max_patches`` patches from ``dataset`` (healthy validation volumes, sampled
-    by the config's transforms), corrupted by ``corruption`` at ``timesteps`` in turn (seeded, so every
-    validation sees the same lesions). Ground truth = soft mask >= 0.5; AP over foreground pixels. The value
+    by the config's transforms), corrupted by ``corruption`` at the strengths alpha_t of ``timesteps`` in turn
+    (seeded, so every validation sees the same lesions). Ground truth = soft mask >= 0.5; AP over foreground pixels. The value
     goes to ``engine.state.metrics[metric_name]`` and, if given, to a TensorBoard ``summary_writer``.
 
     Args:
@@ -27,7 +27,7 @@ class SyntheticLesionValidation:
         inferer: the method's inferer (returns the map, or a dict with "pred").
         network: the network being trained.
         corruption: synthetic-lesion generator (a separate, seeded instance from the training one).
-        timesteps: corruption timesteps cycled over the patches.
+        timesteps: levels whose strengths alpha_t are cycled over the patches.
         interval: epochs between validations.
         max_patches: size of the fixed validation set.
         device: where the network runs.
@@ -63,7 +63,7 @@ class SyntheticLesionValidation:
             raise ValueError("the validation dataset produced no patches")
         images = torch.stack(patches)
         t = torch.tensor([self.timesteps[i % len(self.timesteps)] for i in range(len(images))])
-        corrupted, masks = self.corruption(images, t, sources)
+        corrupted, masks, _ = self.corruption(images, self.corruption.scheduler.alpha(t), sources)
         return corrupted, (masks >= 0.5) & (images != 0)
 
     def __call__(self, engine: Engine) -> float:

@@ -28,7 +28,7 @@ def like(out: torch.Tensor, ref):
 class ScalePercentiled(MapTransform):
     """Map intensity percentile ``lower`` to ``b_min`` and ``upper`` to ``b_max``, per channel.
 
-    DISYRE: ``lower=0, upper=98`` over the whole volume, background included (``foreground=None``).
+    DISYRE: ``floor=0, lower=0, upper=98`` over the whole volume, background included (``foreground=None``).
     AnoFPDM: ``lower=None`` (keep 0 at 0), ``upper=99`` over the non-zero voxels (``foreground="nonzero"``).
     ``foreground`` may also name a mask key; percentiles are then taken inside that mask only.
 
@@ -40,6 +40,9 @@ class ScalePercentiled(MapTransform):
         b_max: output value at the upper percentile.
         clip: clip the output to ``[b_min, b_max]``.
         foreground: None (all voxels), "nonzero", or the key of a mask.
+        floor: values below it are raised to it first (DISYRE's reference clips negatives: ``floor=0``, so that
+            p0 is 0 and the zero background stays exactly 0; without it, a few negative brain voxels make p0
+            negative and lift the whole background above 0).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class ScalePercentiled(MapTransform):
         b_max: float = 1.0,
         clip: bool = True,
         foreground: str | None = None,
+        floor: float | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, allow_missing_keys)
@@ -58,7 +62,7 @@ class ScalePercentiled(MapTransform):
             raise ValueError(f"percentiles must satisfy 0 <= lower < upper <= 100, got lower={lower}, upper={upper}")
         self.lower, self.upper = lower, upper
         self.b_min, self.b_max, self.clip = b_min, b_max, clip
-        self.foreground = foreground
+        self.foreground, self.floor = foreground, floor
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
@@ -79,7 +83,8 @@ class ScalePercentiled(MapTransform):
         return mask[0 if mask.shape[0] == 1 else c] > 0
 
     def _scale(self, x: torch.Tensor, selection: torch.Tensor | None, name: str) -> torch.Tensor:
-        return percentile_scale(x, self.lower, self.upper, self.b_min, self.b_max, self.clip, selection, name)
+        return percentile_scale(x, self.lower, self.upper, self.b_min, self.b_max, self.clip, selection, name,
+                                self.floor)
 
 
 def percentile_scale(
@@ -91,12 +96,16 @@ def percentile_scale(
     clip: bool = True,
     selection: torch.Tensor | None = None,
     name: str = "image",
+    floor: float | None = None,
 ) -> torch.Tensor:
     """Linear map of percentile ``lower`` (or 0 when None) to ``b_min`` and ``upper`` to ``b_max``.
 
-    Percentiles are taken over ``x[selection]`` (all voxels when None); ``name`` labels errors.
+    Percentiles are taken over ``x[selection]`` (all voxels when None), after raising values below ``floor``
+    to it (if given); ``name`` labels errors.
     """
     x = _as_tensor(x).float()
+    if floor is not None:
+        x = x.clamp_min(floor)
     values = x[selection] if selection is not None else x.flatten()
     if values.numel() == 0:
         raise InputDataError(name, "no foreground voxels to compute intensity percentiles from")

@@ -7,14 +7,16 @@ from scipy import ndimage
 
 
 def median_filter_slices(score_map, size: int = 5, axis: int = -1) -> np.ndarray:
-    """Median filter of ``size`` x ``size`` in every 2-D slice along ``axis`` (reflect padding), as AnoFPDM."""
+    """Median filter of ``size`` x ``size`` in every 2-D slice along ``axis``, as AnoFPDM's ``median_pool``: its
+    torch "reflect" padding is reflect-101 (dcb|abcd|cba), which is scipy's "mirror" (scipy's "reflect" repeats the
+    edge pixel)."""
     if size < 1 or size % 2 == 0:
         raise ValueError(f"median filter size must be a positive odd number, got {size}")
     arr = np.asarray(score_map, dtype=np.float32)
     footprint = [size] * arr.ndim
     if arr.ndim == 3:
         footprint[axis % 3] = 1
-    return ndimage.median_filter(arr, size=footprint, mode="reflect")
+    return ndimage.median_filter(arr, size=footprint, mode="mirror")
 
 
 def remove_small_components(mask, min_size: int, connectivity: int = 1, per_slice_axis: int | None = -1) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""Shared intensity standardisation: references by hand, robustness to bright lesions, the transform."""
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from diffusion_anomaly.errors import InputDataError
+from diffusion_anomaly.standardisation import tissue_reference, to_range
+from diffusion_anomaly.transforms.standardise import StandardiseIntensityd
+
+
+def test_median_reference_ignores_background_and_non_positive_voxels():
+    values = np.array([0.0, 0.0, -3.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    assert tissue_reference(values, "median") == 30.0
+    with pytest.raises(ValueError, match="no positive"):
+        tissue_reference(np.zeros(5), "median")
+    with pytest.raises(ValueError, match="reference"):
+        tissue_reference(values, "mean")
+
+
+def test_mode_reference_finds_the_dominant_tissue_peak():
+    rng = np.random.default_rng(0)
+    grey = rng.normal(100, 5, 20_000)
+    white = rng.normal(150, 5, 60_000)  # the dominant class, as white matter on T1
+    csf = rng.normal(40, 5, 10_000)
+    assert tissue_reference(np.concatenate([grey, white, csf]), "mode") == pytest.approx(150, abs=3)
+
+
+def test_references_barely_move_when_a_few_percent_of_the_brain_enhance():
+    """Percentile scaling moves with bright voxels; the median and the mode hardly do."""
+    rng = np.random.default_rng(1)
+    brain = np.concatenate([rng.normal(100, 8, 40_000), rng.normal(150, 8, 60_000)])
+    enhanced = brain.copy()
+    enhanced[:4_000] = 2.5 * np.median(brain)  # 4 % of the brain after contrast agent
+    for reference in ("median", "mode"):
+        before, after = tissue_reference(brain, reference), tissue_reference(enhanced, reference)
+        assert abs(after - before) / before < 0.03, reference
+    p99_before, p99_after = np.percentile(brain, 99), np.percentile(enhanced, 99)
+    assert (p99_after - p99_before) / p99_before > 1.0  # what a p99 scaling would follow
+
+
+def test_to_range_maps_zero_and_upper_reference():
+    x = torch.tensor([-5.0, 0.0, 50.0, 100.0, 300.0, 400.0])
+    out = to_range(x, reference=100.0, upper=3.0, b_min=-1.0, b_max=1.0)
+    expected = -1 + 2 * np.clip(np.array([0, 0, 50, 100, 300, 400]) / 300, 0, 1)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
+    free = to_range(x, 100.0, 1.0, 0.0, 1.0, clip=False)
+    assert float(free[-1]) == pytest.approx(4.0)
+
+
+def test_transform_per_channel_with_the_brain_mask():
+    image = torch.zeros(2, 6, 6, 4)
+    brain = torch.zeros(1, 6, 6, 4)
+    brain[:, 1:5, 1:5, 1:3] = 1
+    image[0][brain[0] > 0] = torch.linspace(10, 40, int(brain.sum()))
+    image[1][brain[0] > 0] = torch.linspace(100, 400, int(brain.sum()))
+    item = {"image": MetaTensor(image, meta={"filename_or_obj": "case.nii.gz"}), "brain_mask": brain}
+    out = StandardiseIntensityd("image", upper=2.0)(item)["image"]
+    for c, median in ((0, 25.0), (1, 250.0)):
+        inside = out[c][brain[0] > 0]
+        np.testing.assert_allclose(inside.numpy(), np.clip(image[c][brain[0] > 0].numpy() / (2 * median), 0, 1),
+                                   rtol=1e-5)
+        assert float(out[c][brain[0] == 0].abs().max()) == 0.0
+    assert isinstance(out, MetaTensor) and out.meta["filename_or_obj"] == "case.nii.gz"
+    with pytest.raises(InputDataError, match="case.nii.gz"):
+        StandardiseIntensityd("image")({"image": MetaTensor(torch.zeros(1, 4, 4, 4),
+                                                            meta={"filename_or_obj": "case.nii.gz"}),
+                                        "brain_mask": torch.ones(1, 4, 4, 4)})
+    with pytest.raises(ValueError, match="reference"):
+        StandardiseIntensityd("image", reference="p99")
