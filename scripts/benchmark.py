@@ -5,8 +5,11 @@ Each bundle runs its own evaluate workflow through the MONAI bundle CLI in a fre
   python -m monai.bundle run --config_file "['<bundle>/configs/inference.json','<bundle>/configs/evaluate.json']"
 and the table is read from the ``metrics.json`` files it writes. Also writes the table as JSON.
 
+Test cases that carry a ``family`` (the in-domain benchmark, ``shared/demo_data/in_domain_benchmark.json``) also
+get a table per family.
+
 Usage: python scripts/benchmark.py [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
-                                   [--device cpu|cuda] [--out runs/benchmark]
+                                   [--device cpu|cuda] [--intensity paper|standard] [--out runs/benchmark]
 """
 
 from __future__ import annotations
@@ -43,6 +46,24 @@ def row(metrics: dict) -> dict:
     }
 
 
+def group_table(results: dict[str, dict]) -> str:
+    """AP and Dice at 5 % FPR per group (the in-domain benchmark's lesion families), one column per method."""
+    groups = sorted({g for m in results.values() for g in m.get("groups", {})})
+    if not groups:
+        return ""
+    methods = list(results)
+    lines = ["| family | " + " | ".join(f"{m} AP | {m} Dice@5%" for m in methods) + " |",
+             "|" + "---|" * (1 + 2 * len(methods))]
+    for g in groups + ["pooled"]:
+        cells = []
+        for m in methods:
+            stats = results[m]["groups"].get(g, {}) if g != "pooled" else {
+                "ap": results[m]["pooled"]["ap"], "dice_fpr5": results[m]["calibrated"].get("fpr_5", {}).get("dice")}
+            cells += [_fmt(stats.get("ap")), _fmt(stats.get("dice_fpr5"))]
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
@@ -56,11 +77,13 @@ def main() -> int:
     parser.add_argument("--bundles", nargs="+", help="bundle folder names (default: every bundle with evaluate.json)")
     parser.add_argument("--datalist", type=Path, help="datalist with 'validation' and 'test' splits (default: demo)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    parser.add_argument("--intensity", choices=("paper", "standard"),
+                        help="intensity step of every bundle (default: each bundle's configured one)")
     parser.add_argument("--out", type=Path, default=REPO / "runs/benchmark")
     args = parser.parse_args()
 
     names = args.bundles or sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/evaluate.json"))
-    rows, failed = [], []
+    rows, failed, results = [], [], {}
     for name in names:
         configs = REPO / "bundles" / name / "configs"
         out = (args.out / name).resolve()
@@ -70,6 +93,8 @@ def main() -> int:
             cmd += ["--datalist", str(args.datalist.resolve())]
         if args.device:
             cmd += ["--device", f"$torch.device('{args.device}')"]
+        if args.intensity:
+            cmd += ["--intensity", args.intensity]
         print(f"== {name}: {' '.join(cmd)}", flush=True)
         start = time.perf_counter()
         result = subprocess.run(cmd)
@@ -78,10 +103,15 @@ def main() -> int:
             failed.append(name)
             print(f"== {name}: FAILED (exit {result.returncode})", file=sys.stderr)
             continue
-        r = row(json.loads(metrics_file.read_text()))
+        metrics = json.loads(metrics_file.read_text())
+        results[metrics["method"]] = metrics
+        r = row(metrics)
         r["bundle"], r["wall_seconds"] = name, round(time.perf_counter() - start, 1)
         rows.append(r)
     table = markdown(rows)
+    families = group_table(results)
+    if families:
+        table += "\nPer lesion family (pooled AP, Dice at the 5 % healthy-FPR threshold):\n\n" + families
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / "benchmark.md").write_text(table)

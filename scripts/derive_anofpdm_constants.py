@@ -32,8 +32,7 @@ from diffusion_anomaly.inferers import cosine_similarity
 from diffusion_anomaly.inferers.anofpdm import CONSTANT_SETTINGS
 from diffusion_anomaly.io import atomic_write_json
 from diffusion_anomaly.networks import load_weights
-from diffusion_anomaly.transforms import RandTumourd
-from diffusion_anomaly.transforms.intensity import minmax_per_slice
+from diffusion_anomaly.transforms import RandTumourd, range_change
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_LEVEL_KEYS = ("image", "brain_mask", "slice_labels", "case", "subject")
@@ -72,12 +71,13 @@ def validation_slices(config: ConfigParser, stride: int, min_fraction: float, se
     if simulated:  # a tumour into every other healthy slice; only the image-level label is kept
         painter = RandTumourd(prob=1.0)
         painter.set_random_state(seed)
+        to_network_range = range_change(config.get_parsed_content("intensity"))  # as train.json after the tumour
         for slices, brains, labels in volumes:
             for j in range(1, len(slices), 2):
                 unit = {"image": (slices[j] + 1) / 2 * (brains[j] > 0), "brain_mask": brains[j]}
                 painted = painter(unit)
                 if painted["label"].any():
-                    slices[j] = minmax_per_slice(painted["image"].float(), None, -1.0, 1.0)
+                    slices[j] = to_network_range({"image": painted["image"].float()})["image"]
                     labels[j] = 1
     return [(slices, labels) for slices, _, labels in volumes], simulated
 

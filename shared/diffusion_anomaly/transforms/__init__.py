@@ -5,6 +5,7 @@ from .labels import ImageLabeld, RandTumourd
 from .loading import LoadImagesIfGivend
 from .mask import ApplyMaskd, EnsureBrainMaskd
 from .postprocess import median_filter_slices, remove_small_components
+from .standardise import StandardiseIntensityd, intensity_scaling, range_change
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
 
 __all__ = [
@@ -20,6 +21,9 @@ __all__ = [
     "ApplyMaskd",
     "EnsureBrainMaskd",
     "median_filter_slices",
+    "StandardiseIntensityd",
+    "intensity_scaling",
+    "range_change",
     "remove_small_components",
     "SaveMapd",
     "SaveJsond",

@@ -6,12 +6,12 @@ from typing import Mapping
 
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, ScaleIntensityRanged
 
 from ..errors import InputDataError
 from ..standardisation import REFERENCES, tissue_reference, to_range
 from .checks import source_name
-from .intensity import _as_tensor, like
+from .intensity import ScalePercentiled, SliceMinMaxd, _as_tensor, like
 
 
 class StandardiseIntensityd(MapTransform):
@@ -31,7 +31,7 @@ class StandardiseIntensityd(MapTransform):
     """
 
     def __init__(self, keys: KeysCollection, mask_key: str = "brain_mask", reference: str = "median",
-                 upper: float = 3.0, b_min: float = 0.0, b_max: float = 1.0, clip: bool = True,
+                 upper: float = 2.5, b_min: float = 0.0, b_max: float = 1.0, clip: bool = True,
                  allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         if reference not in REFERENCES:
@@ -56,3 +56,42 @@ class StandardiseIntensityd(MapTransform):
                 out[c] = to_range(img[c], ref, self.upper, self.b_min, self.b_max, self.clip)
             d[key] = like(out, d[key])
         return d
+
+
+INTENSITY_MODES = ("paper", "standard")
+PAPER_METHODS = ("disyre", "synomaly", "anofpdm", "intensity_baseline")
+
+
+def intensity_scaling(method: str, intensity: str = "standard", keys: KeysCollection = "image",
+                      mask_key: str = "brain_mask", b_min: float = 0.0, b_max: float = 1.0, upper: float = 2.5,
+                      clip: bool = True) -> MapTransform:
+    """The volume-level intensity step of a bundle, identical in its training and inference configs.
+
+    ``intensity="standard"``: the shared standardisation (:class:`StandardiseIntensityd`, brain median -> 1,
+    ``[0, upper]`` -> ``[b_min, b_max]``). ``intensity="paper"``: the method's published normalisation onto the
+    same range: DISYRE [p0, p98] of the volume after clipping negatives; Synomaly and AnoFPDM min-max per axial
+    slice; the intensity baseline x / p99 of the brain (``b_min``, ``b_max`` and ``clip`` do not apply to it).
+    """
+    if intensity not in INTENSITY_MODES:
+        raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
+    if method not in PAPER_METHODS:
+        raise ValueError(f"method must be one of {PAPER_METHODS}, got {method!r}")
+    if intensity == "standard":
+        return StandardiseIntensityd(keys, mask_key, "median", upper, b_min, b_max, clip)
+    if method == "disyre":
+        return ScalePercentiled(keys, lower=0.0, upper=98.0, b_min=b_min, b_max=b_max, clip=clip, floor=0.0)
+    if method == "intensity_baseline":
+        return ScalePercentiled(keys, lower=None, upper=99.0, foreground=mask_key, clip=False)
+    return SliceMinMaxd(keys, b_min=b_min, b_max=b_max, axis=-1)
+
+
+def range_change(intensity: str = "standard", keys: KeysCollection = "image", source: tuple = (0.0, 1.0),
+                 target: tuple = (-1.0, 1.0)) -> MapTransform:
+    """Move an image already scaled by :func:`intensity_scaling` from ``source`` to ``target`` (AnoFPDM paints its
+    simulated tumours in [0, 1] and trains in [-1, 1]): a linear map for "standard" (the volume's scale is kept),
+    min-max per slice for "paper" (what the AnoFPDM reference does)."""
+    if intensity not in INTENSITY_MODES:
+        raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
+    if intensity == "paper":
+        return SliceMinMaxd(keys, b_min=target[0], b_max=target[1])
+    return ScaleIntensityRanged(keys, a_min=source[0], a_max=source[1], b_min=target[0], b_max=target[1], clip=True)
