@@ -174,3 +174,18 @@ def test_training_needs_only_images(bundle, tmp_path):
     cli(bundle, ["train.json"], "--datalist", tmp_path / "datalist.json", "--output_dir", tmp_path / "runs",
         "--ckpt_dir", tmp_path / "models", "--max_epochs", "1", *QUICK_TRAIN[bundle])
     assert (tmp_path / "models/model.pt").is_file()
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_a_failed_training_start_leaves_the_final_weights_alone(bundle, tmp_path):
+    """Issue: CheckpointSaver(save_final) wrote an untrained network over models/model.pt when training raised."""
+    runs, models = tmp_path / "runs", tmp_path / "models"
+    runs.mkdir()
+    models.mkdir()
+    (runs / "checkpoint.pt").write_text("junk")
+    (models / "model.pt").write_bytes(b"shipped weights")
+    result = cli(bundle, ["train.json"], "--output_dir", runs, "--ckpt_dir", models, "--max_epochs", "1",
+                 *QUICK_TRAIN[bundle], check=False)
+    assert result.returncode != 0
+    assert (models / "model.pt").read_bytes() == b"shipped weights"
+    assert not list(models.glob(".*")) and sorted(p.name for p in models.iterdir()) == ["model.pt"]

@@ -350,3 +350,28 @@ def test_volume_windows_use_the_volume_bounding_box():
     # alone, slice 1 is cropped to its own smaller box and gets other windows
     alone = inferer(vol[..., 1], WindowMean())["pred"][0]
     assert float((alone - out[0, :, :, :, 1]).abs().max()) > 1e-3
+
+
+def test_final_weights_only_after_a_completed_run(tmp_path):
+    from ignite.engine import Engine
+
+    from diffusion_anomaly.training import FinalWeights
+
+    net = torch.nn.Linear(2, 1)
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"old")
+
+    def failing(engine, batch):
+        if engine.state.iteration == 2:
+            raise KeyboardInterrupt
+
+    engine = Engine(failing)
+    FinalWeights(path, net).attach(engine)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(range(4), max_epochs=1)
+    assert path.read_bytes() == b"old"  # an interrupted run writes nothing
+    done = Engine(lambda engine, batch: None)
+    FinalWeights(path, net).attach(done)
+    done.run(range(2), max_epochs=1)
+    state = torch.load(path, weights_only=True)
+    assert torch.equal(state["weight"], net.weight)

@@ -1,6 +1,6 @@
 from .classifier_free import ClassConditionalDiffusionInferer, ClassifierFreePrepareBatch
 from .disyre import DisyrePrepareBatch
-from .handlers import ExponentialMovingAverage, GradientClipping, ResumeCheckpoint
+from .handlers import ExponentialMovingAverage, FinalWeights, GradientClipping, ResumeCheckpoint
 from .synomaly import SynomalyPrepareBatch
 from .validation import SyntheticLesionValidation
 
@@ -12,5 +12,6 @@ __all__ = [
     "ClassifierFreePrepareBatch",
     "ClassConditionalDiffusionInferer",
     "ResumeCheckpoint",
+    "FinalWeights",
     "SyntheticLesionValidation",
 ]

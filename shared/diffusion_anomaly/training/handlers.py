@@ -78,6 +78,35 @@ class ResumeCheckpoint:
         logger.info(f"saved checkpoint {self.path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
 
 
+class FinalWeights:
+    """Write the trained network's state dict to ``path`` when training *completes*, atomically.
+
+    MONAI's ``CheckpointSaver(save_final=True)`` also saves when training raises (a bad resume checkpoint, a
+    Ctrl-C after two iterations), which replaced the shipped ``models/model.pt`` with an untrained network. This
+    handler writes only on ``Events.COMPLETED`` (a finished run, or a resume of a run that had already finished),
+    on rank 0 under DDP, to a temporary file renamed over the old weights.
+
+    Args:
+        path: the final weights file (``models/model.pt``).
+        network: the network (or an object with ``.module``, e.g. DDP or the EMA handler) whose weights to save.
+    """
+
+    def __init__(self, path: str | os.PathLike, network: torch.nn.Module):
+        self.path, self.network = Path(path), network
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return
+        module = getattr(self.network, "module", self.network)
+        buffer = io.BytesIO()
+        torch.save(module.state_dict(), buffer)
+        atomic_write_bytes(self.path, buffer.getvalue())
+        logger.info(f"saved final weights {self.path} at epoch {engine.state.epoch}")
+
+
 class ExponentialMovingAverage:
     """An EMA copy of ``network``'s weights, updated after every iteration: w_ema <- d * w_ema + (1 - d) * w.
 
