@@ -189,3 +189,13 @@ def test_a_failed_training_start_leaves_the_final_weights_alone(bundle, tmp_path
     assert result.returncode != 0
     assert (models / "model.pt").read_bytes() == b"shipped weights"
     assert not list(models.glob(".*")) and sorted(p.name for p in models.iterdir()) == ["model.pt"]
+
+
+@pytest.mark.parametrize("bundle, setting", [("disyre", "sw_batch_size"), ("synomaly", "slice_batch_size"),
+                                             ("anofpdm", "slice_batch_size")])
+def test_bad_setting_stops_before_any_case(bundle, setting, tmp_path):
+    """Issue: a batch size of -1 gave all-zero maps (Synomaly) or one error per case, with exit code 0."""
+    result = cli(bundle, ["inference.json"], "--output_dir", tmp_path / "out", f"--{setting}", "-1", check=False)
+    assert result.returncode != 0
+    assert f"setting '{setting}' must be an integer >= 1, got -1" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("pred.nii.gz"))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 
 from ..networks.presets import HEALTHY, NULL_CLASS
+from ..settings import check_float, check_int
 from ..transforms.postprocess import median_filter_slices, remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
@@ -117,10 +118,18 @@ class AnoFPDMInferer(Inferer):
                  median_size: int = 5, max_component: int = 40, gate: bool = True, slice_batch_size: int = 32,
                  divisible: int = 16, axial_dim: int = 2, downsample: int = 1, seed: int = 0):
         super().__init__()
-        if not 1 <= t_max <= scheduler.num_train_timesteps:
-            raise ValueError(f"t_max must lie in 1..{scheduler.num_train_timesteps}, got {t_max}")
-        if step_stride < 1:
-            raise ValueError(f"step_stride must be >= 1, got {step_stride}")
+        t_max = check_int("t_max", t_max, 1, scheduler.num_train_timesteps)
+        step_stride = check_int("step_stride", step_stride, 1)
+        guidance = check_float("guidance", guidance)
+        median_size = check_int("median_size", median_size, 1, odd=True)
+        max_component = check_int("max_component", max_component, 0)
+        slice_batch_size = check_int("slice_batch_size", slice_batch_size, 1)
+        divisible = check_int("divisible", divisible, 1)
+        downsample = check_int("downsample", downsample, 1)
+        thr_cls = check_float("thr_cls", thr_cls)
+        low, high = (check_float("quantile_range", q, 0.0, 1.0) for q in quantile_range)
+        if low > high:
+            raise ValueError(f"setting 'quantile_range' must be (low, high) with low <= high, got {quantile_range}")
         if reference not in ("healthy", "null"):
             raise ValueError(f"reference must be 'healthy' or 'null', got {reference!r}")
         if forward not in FORWARD_PROCESSES:
@@ -128,8 +137,6 @@ class AnoFPDMInferer(Inferer):
         if forward == "ddim_reference" and step_stride != 1:
             raise ValueError("forward='ddim_reference' reproduces the reference's full pass: it needs step_stride=1, "
                              f"got {step_stride}")
-        if downsample < 1:
-            raise ValueError(f"downsample must be a positive integer, got {downsample}")
         self.scheduler, self.t_max, self.step_stride = scheduler, t_max, step_stride
         self.guidance, self.reference, self.forward = float(guidance), reference, forward
         self.modalities = None if modalities is None else [int(m) for m in modalities]

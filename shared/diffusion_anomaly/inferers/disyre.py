@@ -27,6 +27,7 @@ from monai.inferers import Inferer, SliceInferer, SlidingWindowInferer
 from monai.transforms.utils import generate_spatial_bounding_box
 
 from ..schedulers.disyre import DisyreScheduler
+from ..settings import check_float, check_int
 
 MODES = ("ensemble", "healing")
 V2_ALPHAS = (0.005, 0.05, 0.27, 0.73)
@@ -83,8 +84,14 @@ class DisyreInferer(Inferer):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if not 0 <= overlap < 1:
-            raise ValueError(f"overlap must lie in [0, 1), got {overlap}")
+        overlap = check_float("overlap", overlap, 0.0, 0.999)
+        sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
+        step_size = check_int("step_size", step_size, 1, scheduler.num_train_timesteps)
+        sigma_scale = check_float("sigma_scale", sigma_scale, 0.0, exclusive_minimum=True)
+        roi_size = [check_int("roi_size", r, 1) for r in roi_size]
+        alphas = [check_float("alphas", a, 0.0, 1.0) for a in alphas]
+        if len(alphas) == 0:
+            raise ValueError("setting 'alphas' needs at least one corruption strength")
         self.scheduler, self.mode = scheduler, mode
         self.timesteps = [scheduler.timestep_for_alpha(a) for a in alphas]
         self.healing_timesteps = [int(t) for t in scheduler.set_timesteps(step_size)]

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 
 from ..ops import opencv_gaussian_kernel, separable_blur2d
+from ..settings import check_float, check_int
 from ..transforms.postprocess import remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
@@ -65,21 +66,21 @@ class SynomalyInferer(Inferer):
                  change_floor: float = 500.0, fusion: str = "mask", slice_batch_size: int = 32, divisible: int = 16, axial_dim: int = 2, downsample: int = 1,
                  seed: int = 0):
         super().__init__()
-        if not 0 <= noise_level < scheduler.num_train_timesteps:
-            raise ValueError(f"noise_level must lie in 0..{scheduler.num_train_timesteps - 1}, got {noise_level}")
-        if max_stages < 1:
-            raise ValueError(f"max_stages must be >= 1, got {max_stages}")
+        noise_level = check_int("noise_level", noise_level, 0, scheduler.num_train_timesteps - 1)
+        blur_kernel = check_int("blur_kernel", blur_kernel, 1, odd=True)
+        threshold = check_float("threshold", threshold, 0.0)
+        min_component = check_int("min_component", min_component, 0)
+        max_stages = check_int("max_stages", max_stages, 1)
+        change_tolerance = check_float("change_tolerance", change_tolerance, 0.0)
+        change_floor = check_float("change_floor", change_floor, 1.0)
+        slice_batch_size = check_int("slice_batch_size", slice_batch_size, 1)
+        divisible = check_int("divisible", divisible, 1)
+        downsample = check_int("downsample", downsample, 1)
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-        if change_floor < 1:
-            raise ValueError(f"change_floor must be >= 1 pixel, got {change_floor}")
-        if blur_kernel < 1 or blur_kernel % 2 == 0:
-            raise ValueError(f"blur kernel size must be a positive odd number, got {blur_kernel}")
         self.scheduler, self.noise_level, self.kernel, self.threshold = scheduler, noise_level, blur_kernel, threshold
         self.min_component, self.max_stages, self.tol = min_component, max_stages, change_tolerance
         self.change_floor, self.fusion = float(change_floor), fusion
-        if downsample < 1:
-            raise ValueError(f"downsample must be a positive integer, got {downsample}")
         self.slice_batch_size, self.divisible, self.axial_dim, self.seed = slice_batch_size, divisible, axial_dim, seed
         self.downsample = int(downsample)
         self.nfe = 0
