@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -51,6 +52,8 @@ def write_datalist(path: str | os.PathLike, datalist: dict) -> Path:
     return atomic_write_json(path, datalist)
 
 
+logger = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".png", ".jpg", ".jpeg")
 
 
@@ -72,11 +75,44 @@ def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("i
     base = path.parent
     entries = []
     for i, entry in enumerate(content[split]):
+        if not isinstance(entry, dict):
+            raise InputDataError(path, f"'{split}' entry {i} must be an object with an 'image' key, got {entry!r}")
         missing = [k for k in keys if k not in entry]
         if missing:
             name = entry.get("subject", f"entry {i}")
             raise InputDataError(path, f"'{split}' {name} lacks key(s) {missing}")
         entries.append({k: _resolve(v, base) for k, v in entry.items()})
+    return _with_unique_cases(entries, content[split], path, split)
+
+
+def _with_unique_cases(entries: list[dict], raw: list[dict], path: Path, split: str) -> list[dict]:
+    """Every entry gets a ``case``: its own, else its image path relative to the datalist (``sub01/t1.nii.gz`` ->
+    ``sub01_t1``), so outputs named after cases never collide (two ``*/t1.nii.gz`` once wrote one folder).
+    Duplicate explicit cases are refused; a derived name that repeats (the same file listed twice) gets ``_2``..."""
+    explicit = [e["case"] for e in raw if isinstance(e.get("case"), str)]
+    repeated = sorted({c for c in explicit if explicit.count(c) > 1})
+    if repeated:
+        raise InputDataError(path, f"'{split}' lists case name(s) {repeated} more than once; outputs would overwrite "
+                                   "each other")
+    taken = set(explicit)
+    for entry, original in zip(entries, raw):
+        if isinstance(original.get("case"), str):
+            continue
+        image = original.get("image")
+        image = image[0] if isinstance(image, list) and image else image
+        stem = str(image) if isinstance(image, str) else f"entry_{len(taken)}"
+        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        name, n = stem.strip("/").replace("/", "_").replace("\\", "_"), 2
+        candidate = name
+        while candidate in taken:
+            candidate, n = f"{name}_{n}", n + 1
+        if candidate != name:
+            logger.warning(f"{path}: '{split}' lists {image} more than once; its outputs go to '{candidate}'")
+        taken.add(candidate)
+        entry["case"] = candidate
     return entries
 
 

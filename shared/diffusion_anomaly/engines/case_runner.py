@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import traceback
 from pathlib import Path
@@ -17,8 +18,21 @@ from ..errors import InputDataError
 from ..io.atomic import atomic_write_json
 
 
+def safe_name(name: str) -> str:
+    """``name`` as one harmless path component: characters other than letters, digits, ``.``, ``-`` and ``_``
+    become ``_`` and leading dots are dropped, so ``../../x`` or ``/etc/x`` cannot write outside the output
+    folder."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")
+    return cleaned or "case"
+
+
 def case_name(item: Mapping) -> str:
-    """``case`` (or ``subject``) from the datalist, else the image file name without extension."""
+    """``case`` (or ``subject``) from the datalist, else the image file name without extension; always a single
+    safe path component (``safe_name``)."""
+    return safe_name(_raw_case_name(item))
+
+
+def _raw_case_name(item: Mapping) -> str:
     for key in ("case", "subject"):
         if isinstance(item.get(key), str):
             return item[key]
