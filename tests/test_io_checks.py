@@ -67,3 +67,21 @@ def test_value_checks():
     check_finite_nonempty(np.array([0.0, 1.0]), "ok")
     with pytest.raises(InputDataError, match=r"mask.nii: spatial shape \(4, 4\) differs from its image img.nii"):
         check_same_spatial_shape((4, 5), (4, 4), "img.nii", "mask.nii")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_respect_the_umask(tmp_path, umask, mode):
+    """mkstemp makes 0600 files whatever the umask; outputs must be readable as a plain open() would make them."""
+    old = os.umask(umask)
+    try:
+        path = atomic_write_bytes(tmp_path / "out.bin", b"x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_overflowing_values_are_explained(tmp_path):
+    arr = np.ones((4, 4, 4), np.float32)
+    arr[0, 0, 0] = np.float32(np.float64(1e300))  # what loading a float64 1e300 voxel as float32 gives: inf
+    with pytest.raises(InputDataError, match="beyond the float32 range"):
+        check_finite_nonempty(arr, "big.nii.gz")

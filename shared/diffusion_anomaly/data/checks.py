@@ -39,7 +39,8 @@ def check_finite_nonempty(array, source: str) -> None:
         raise InputDataError(source, "image has no voxels")
     finite = np.isfinite(arr)
     if not finite.all():
-        raise InputDataError(source, f"image has {int((~finite).sum())} NaN or infinite voxels")
+        raise InputDataError(source, f"image has {int((~finite).sum())} NaN or infinite voxels (values beyond the "
+                                     "float32 range, about 3.4e38, also become infinite when the image is loaded)")
     if float(arr.max()) == float(arr.min()):
         raise InputDataError(source, f"image is empty (every voxel equals {float(arr.min())})")
 
