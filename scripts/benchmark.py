@@ -97,12 +97,14 @@ def main() -> int:
             cmd += ["--intensity", args.intensity]
         print(f"== {name}: {' '.join(cmd)}", flush=True)
         start = time.perf_counter()
-        result = subprocess.run(cmd)
         metrics_file = out / "evaluation/metrics.json"
-        if result.returncode != 0 or not metrics_file.is_file():
+        metrics_file.unlink(missing_ok=True)  # never report an earlier run's numbers
+        result = subprocess.run(cmd)
+        if result.returncode != 0:
             failed.append(name)
             print(f"== {name}: FAILED (exit {result.returncode})", file=sys.stderr)
-            continue
+        if not metrics_file.is_file():
+            continue  # cases that failed are listed in the metrics; a run without metrics has no row
         metrics = json.loads(metrics_file.read_text())
         results[metrics["method"]] = metrics
         r = row(metrics)

@@ -118,7 +118,8 @@ def small_datalist(tmp_path, bundle):
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_inference_and_evaluation_cli(bundle, tmp_path):
     common = small_datalist(tmp_path, bundle)
-    cli(bundle, ["inference.json"], "--output_dir", tmp_path / "out", *common)
+    result = cli(bundle, ["inference.json"], "--output_dir", tmp_path / "out", *common, check=False)
+    assert result.returncode == 1 and "2 of 3 cases failed" in result.stderr  # all processed, exit code says so
     out = tmp_path / "out"
     failures = {f["case"]: f["error"] for f in json.loads((out / "failures.json").read_text())}
     assert set(failures) == {"flat", "missing"}
@@ -133,7 +134,8 @@ def test_inference_and_evaluation_cli(bundle, tmp_path):
     assert (out / "tumour/overlay.png").stat().st_size > 1000
     assert not list(out.rglob("*.tmp"))
 
-    cli(bundle, ["inference.json", "evaluate.json"], "--output_dir", tmp_path / "eval", *common)
+    result = cli(bundle, ["inference.json", "evaluate.json"], "--output_dir", tmp_path / "eval", *common, check=False)
+    assert result.returncode == 1 and "2 case(s) could not be evaluated" in result.stderr
     metrics = json.loads((tmp_path / "eval/evaluation/metrics.json").read_text())
     assert metrics["n_test_cases"] == 1 and metrics["pooled"]["n_pos"] == 100
     assert metrics["cost"]["nfe_per_slice"] > 0

@@ -17,13 +17,13 @@ BUNDLE = REPO / "bundles/intensity_baseline"
 DEMO = REPO / "shared/demo_data"
 
 
-def run_bundle(*configs, **overrides):
+def run_bundle(*configs, expect_returncode=0, **overrides):
     files = [str(BUNDLE / "configs" / c) for c in configs]
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(files)]
     for k, v in overrides.items():
         cmd += [f"--{k}", str(v)]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == expect_returncode, result.stderr[-3000:]
     return result
 
 
@@ -65,7 +65,8 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(tmp_path):
     datalist = {"test": [{"case": c, "image": f"{c}.nii.gz"} for c in cases]}
     (tmp_path / "datalist.json").write_text(json.dumps(datalist))
     out = tmp_path / "out"
-    run_bundle("inference.json", output_dir=out, datalist=tmp_path / "datalist.json")
+    result = run_bundle("inference.json", expect_returncode=1, output_dir=out, datalist=tmp_path / "datalist.json")
+    assert "6 of 7 cases failed" in result.stderr  # every case processed, then a non-zero exit
     failures = {f["case"]: f["error"] for f in json.loads((out / "failures.json").read_text())}
     assert set(failures) == set(cases) - {"good"}
     assert "missing.nii.gz" in failures["missing"]
@@ -77,3 +78,11 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(tmp_path):
     assert (out / "good/pred.nii.gz").is_file()
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == ["failures.json", "good/overlay.png", "good/pred.nii.gz", "run_summary.json"]
+
+
+def test_unwritable_output_folder_is_reported_before_any_case(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_bundle("inference.json", expect_returncode=1, output_dir=blocker / "out")
+    assert "output folder cannot be created or written to" in result.stderr and str(blocker / "out") in result.stderr
+    assert "cases:" not in result.stderr  # no case was started

@@ -8,6 +8,7 @@ import pytest
 import torch
 from monai.data import Dataset, MetaTensor
 
+from diffusion_anomaly.errors import CasesFailedError, InputDataError
 from diffusion_anomaly.evaluation import AnomalyEvaluation
 from diffusion_anomaly.inferers import IntensityInferer
 from diffusion_anomaly.metrics import PooledScores, dice_from_counts, exact_curve, overlap_counts
@@ -87,7 +88,9 @@ def test_bad_cases_are_reported_and_evaluation_goes_on(tmp_path):
         _case(2, "has_nan", nan=True),
         _case(3, "no_label", with_label=False),
     ]
-    m = _evaluation(tmp_path, cases).run()
+    with pytest.raises(CasesFailedError, match="2 case"):  # every report written, the exit code says it failed
+        _evaluation(tmp_path, cases).run()
+    m = json.loads((tmp_path / "eval/metrics.json").read_text())
     errors = {f["case"]: f["error"] for f in m["failures"]}
     assert errors["wrong_shape"].startswith("wrong_shape: anomaly map shape (12, 10, 6) differs from the label shape")
     assert errors["has_nan"] == "has_nan: anomaly map has 1 NaN or infinite values"
@@ -120,3 +123,15 @@ def test_metrics_per_group_equal_direct_computation(tmp_path):
     assert m["groups"]["bright"]["n_pos"] == int(labels.sum())
     plain = _evaluation(tmp_path / "plain", [_case(i, f"t{i}") for i in range(3)]).run()
     assert plain["groups"] == {}
+
+
+def test_unwritable_output_folder_fails_before_any_case(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    evaluation = AnomalyEvaluation(Dataset([_case(0, "t")]), Dataset([_case(1, "v", lesion=False)]),
+                                   IntensityInferer(), None, blocker / "eval", progress=False)
+    calls = []
+    evaluation.calibrate = lambda: calls.append("calibrate")
+    with pytest.raises(InputDataError, match="output folder cannot be created"):
+        evaluation.run()
+    assert calls == []

@@ -11,3 +11,25 @@ class InputDataError(ValueError):
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
+
+
+class CasesFailedError(RuntimeError):
+    """Raised after a batch job processed every case, when some failed: the CLI then exits non-zero (1) while
+    the good cases' outputs and ``failures.json`` are already written."""
+
+
+def check_writable_folder(folder) -> None:
+    """Create ``folder`` (with parents) and prove a file can be written there, before hours of work; else an
+    ``InputDataError`` naming the folder."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise InputDataError(folder, f"output folder cannot be created or written to ({err.strerror or err})") from err

@@ -14,7 +14,7 @@ from monai.data import MetaTensor, list_data_collate
 from monai.inferers import Inferer
 from tqdm import tqdm
 
-from ..errors import InputDataError
+from ..errors import CasesFailedError, InputDataError, check_writable_folder
 from ..io.atomic import atomic_write_json
 
 
@@ -131,6 +131,9 @@ class CaseRunner:
         self.output_dir = Path(output_dir) if output_dir else None
 
     def run(self) -> dict:
+        """Process every case; raise ``CasesFailedError`` at the end if any failed (exit code 1 from the CLI)."""
+        if self.output_dir is not None:
+            check_writable_folder(self.output_dir)  # before any inference, not after hours of it
         if self.network is not None:
             self.network.eval()
         done, failed, seconds = [], [], []
@@ -154,4 +157,8 @@ class CaseRunner:
         if self.output_dir is not None:
             atomic_write_json(self.output_dir / "failures.json", failed)
             atomic_write_json(self.output_dir / "run_summary.json", summary)
+        if failed:
+            where = f" (listed in {self.output_dir / 'failures.json'})" if self.output_dir is not None else ""
+            raise CasesFailedError(f"{len(failed)} of {len(failed) + len(done)} cases failed{where}: "
+                                   + "; ".join(f"{f['case']}: {f['error']}" for f in failed[:5]))
         return summary

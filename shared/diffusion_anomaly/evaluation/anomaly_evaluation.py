@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from ..engines.case_runner import case_name, describe_error, infer_item
-from ..errors import InputDataError
+from ..errors import CasesFailedError, InputDataError, check_writable_folder
 from ..io import atomic_write_json, atomic_write_text
 from ..io.overlay import save_pr_curve_png
 from ..metrics import (
@@ -153,6 +153,7 @@ class AnomalyEvaluation:
     # -- evaluation ---------------------------------------------------------------------------------
     def run(self) -> dict:
         self.failures = []
+        check_writable_folder(self.output_dir)
         if self.network is not None:
             self.network.eval()
         thresholds = self.calibrate()
@@ -213,6 +214,9 @@ class AnomalyEvaluation:
         metrics["groups"] = {name: self._group_summary(scores, counts)
                              for name, (scores, counts) in sorted(groups.items())}
         self._write(metrics, rows, pooled)
+        if self.failures:  # every report is written; the exit code still says that something failed
+            raise CasesFailedError(f"{len(self.failures)} case(s) could not be evaluated (listed in "
+                                   f"{self.output_dir / 'failures.json'} and metrics.json)")
         return metrics
 
     def _group_summary(self, pooled: PooledScores, calibrated: dict) -> dict:
