@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -98,6 +100,15 @@ def infer_item(
     return result
 
 
+def _read_failures(path: Path) -> list[dict]:
+    """An earlier run's ``failures.json`` (empty if absent or unreadable)."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
 class CaseRunner:
     """Preprocess, infer and post-process (e.g. invert and save) every case of ``dataset`` in turn.
 
@@ -113,6 +124,12 @@ class CaseRunner:
         output_dir: where ``failures.json`` and ``run_summary.json`` go.
         amp: bf16 autocast on CUDA.
         progress: show a progress bar over cases.
+        skip_existing: skip cases whose ``<output_dir>/<case>/pred.nii.gz`` exists from an earlier run (resume a
+            batch job that was killed); failed cases always run again.
+
+    Reruns into the same ``output_dir``: temporary files left by a killed run (``.*.tmp``) are removed first;
+    ``failures.json`` keeps the failures of cases this run did not process and replaces those it did; a case that
+    fails loses its outputs from an earlier run, so no stale map is mistaken for a result.
     """
 
     def __init__(
@@ -125,21 +142,33 @@ class CaseRunner:
         output_dir: str | os.PathLike | None = None,
         amp: bool = True,
         progress: bool = True,
+        skip_existing: bool = False,
     ):
         self.dataset, self.inferer, self.network = dataset, inferer, network
         self.postprocessing, self.device, self.amp, self.progress = postprocessing, device, amp, progress
         self.output_dir = Path(output_dir) if output_dir else None
+        self.skip_existing = skip_existing
 
     def run(self) -> dict:
         """Process every case; raise ``CasesFailedError`` at the end if any failed (exit code 1 from the CLI)."""
+        earlier: list[dict] = []
         if self.output_dir is not None:
             check_writable_folder(self.output_dir)  # before any inference, not after hours of it
+            for leftover in self.output_dir.rglob(".*.tmp"):  # a killed run's unfinished writes
+                leftover.unlink(missing_ok=True)
+            earlier = _read_failures(self.output_dir / "failures.json")
         if self.network is not None:
             self.network.eval()
-        done, failed, seconds = [], [], []
+        done, failed, skipped, seconds = [], [], [], []
         data = getattr(self.dataset, "data", [None] * len(self.dataset))
+        names = [case_name(d) if isinstance(d, Mapping) else str(i) for i, d in enumerate(data)]
+        retry = {f.get("case") for f in earlier}
         for index in tqdm(range(len(self.dataset)), desc="cases", unit="case", disable=not self.progress):
-            name = case_name(data[index]) if isinstance(data[index], Mapping) else str(index)
+            name = names[index]
+            if self.skip_existing and self.output_dir is not None and name not in retry \
+                    and (self.output_dir / name / "pred.nii.gz").is_file():
+                skipped.append(name)
+                continue
             start = time.perf_counter()
             try:
                 item = infer_item(self.dataset[index], self.inferer, self.network, self.device, self.amp)
@@ -150,12 +179,16 @@ class CaseRunner:
                 failed.append({"case": name, "error": message,
                                "traceback": None if input_error(err) else traceback.format_exc()})
                 tqdm.write(f"FAILED {name}: {message}")
+                if self.output_dir is not None and (self.output_dir / name).is_dir():
+                    shutil.rmtree(self.output_dir / name)  # an earlier run's outputs are not this run's result
                 continue
             seconds.append(time.perf_counter() - start)
             done.append(name)
-        summary = {"done": done, "failed": failed, "seconds_per_case": seconds}
+        summary = {"done": done, "failed": failed, "skipped_existing": skipped, "seconds_per_case": seconds}
         if self.output_dir is not None:
-            atomic_write_json(self.output_dir / "failures.json", failed)
+            processed = set(names)
+            merged = [f for f in earlier if f.get("case") not in processed] + failed
+            atomic_write_json(self.output_dir / "failures.json", merged)
             atomic_write_json(self.output_dir / "run_summary.json", summary)
         if failed:
             where = f" (listed in {self.output_dir / 'failures.json'})" if self.output_dir is not None else ""

@@ -1,0 +1,54 @@
+"""Batch inference reruns: leftovers of a killed run, stale outputs of a case that now fails, merged failures,
+resuming with skip_existing."""
+
+import json
+
+import numpy as np
+import pytest
+from monai.data import Dataset
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
+
+from diffusion_anomaly.engines import CaseRunner
+from diffusion_anomaly.errors import CasesFailedError
+from diffusion_anomaly.inferers import IntensityInferer
+from diffusion_anomaly.io import save_nifti
+from diffusion_anomaly.transforms import SaveMapd
+
+
+def _runner(tmp_path, cases, **kw):
+    entries = [{"case": c, "image": str(tmp_path / f"{c}.nii.gz")} for c in cases]
+    preprocessing = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image")])
+    return CaseRunner(Dataset(entries, preprocessing), IntensityInferer(), None, SaveMapd("pred", tmp_path / "out"),
+                      output_dir=tmp_path / "out", progress=False, **kw)
+
+
+def _image(tmp_path, name, value=1.0):
+    save_nifti(np.full((4, 5, 3), value, np.float32) + np.arange(3), np.eye(4), tmp_path / f"{name}.nii.gz")
+
+
+def test_reruns_clean_up_and_merge_failures(tmp_path):
+    for name in ("a", "b"):
+        _image(tmp_path, name)
+    _runner(tmp_path, ["a", "b"]).run()
+    out = tmp_path / "out"
+    assert (out / "b/pred.nii.gz").is_file()
+    (out / "a/.pred.nii.gz.x1y2.tmp").write_bytes(b"half")  # what kill -9 during a write leaves
+    (tmp_path / "b.nii.gz").write_bytes(b"\x1f\x8b\x08 now corrupt")
+    with pytest.raises(CasesFailedError, match="1 of 2 cases failed"):
+        _runner(tmp_path, ["a", "b"]).run()
+    assert not list(out.rglob("*.tmp"))
+    assert not (out / "b").exists()  # b's earlier map is not this run's result
+    assert [f["case"] for f in json.loads((out / "failures.json").read_text())] == ["b"]
+    with pytest.raises(CasesFailedError):
+        _runner(tmp_path, ["c"]).run()  # c does not exist; b's failure (not rerun) is kept
+    assert sorted(f["case"] for f in json.loads((out / "failures.json").read_text())) == ["b", "c"]
+
+
+def test_skip_existing_resumes_a_killed_batch(tmp_path):
+    for name in ("a", "b"):
+        _image(tmp_path, name)
+    _runner(tmp_path, ["a"]).run()
+    before = (tmp_path / "out/a/pred.nii.gz").stat().st_mtime_ns
+    summary = _runner(tmp_path, ["a", "b"], skip_existing=True).run()
+    assert summary["skipped_existing"] == ["a"] and summary["done"] == ["b"]
+    assert (tmp_path / "out/a/pred.nii.gz").stat().st_mtime_ns == before
