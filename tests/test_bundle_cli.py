@@ -189,6 +189,7 @@ def test_a_failed_training_start_leaves_the_final_weights_alone(bundle, tmp_path
     result = cli(bundle, ["train.json"], "--output_dir", runs, "--ckpt_dir", models, "--max_epochs", "1",
                  *QUICK_TRAIN[bundle], check=False)
     assert result.returncode != 0
+    assert f"{runs / 'checkpoint.pt'}: not a readable PyTorch checkpoint" in result.stderr
     assert (models / "model.pt").read_bytes() == b"shipped weights"
     assert not list(models.glob(".*")) and sorted(p.name for p in models.iterdir()) == ["model.pt"]
 

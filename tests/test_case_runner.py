@@ -52,3 +52,28 @@ def test_skip_existing_resumes_a_killed_batch(tmp_path):
     summary = _runner(tmp_path, ["a", "b"], skip_existing=True).run()
     assert summary["skipped_existing"] == ["a"] and summary["done"] == ["b"]
     assert (tmp_path / "out/a/pred.nii.gz").stat().st_mtime_ns == before
+
+
+def _truncated(path, source):
+    data = source.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_errors_of_truncated_files_and_checkpoints_name_the_file(tmp_path):
+    import torch
+
+    from diffusion_anomaly.errors import InputDataError
+    from diffusion_anomaly.networks.weights import load_weights
+    from diffusion_anomaly.transforms import LoadImagesIfGivend
+
+    _image(tmp_path, "good")
+    _truncated(tmp_path / "cut.nii.gz", tmp_path / "good.nii.gz")  # gzip ends early: an EOFError naming nothing
+    with pytest.raises(CasesFailedError):
+        _runner(tmp_path, ["cut"]).run()
+    failure = json.loads((tmp_path / "out/failures.json").read_text())[0]["error"]
+    assert str(tmp_path / "cut.nii.gz") in failure
+    with pytest.raises(InputDataError, match="cut.nii.gz: cannot be read"):
+        LoadImagesIfGivend(["label"])({"label": str(tmp_path / "cut.nii.gz")})
+    (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(InputDataError, match="model.pt: not a readable PyTorch checkpoint"):
+        load_weights(torch.nn.Linear(1, 1), tmp_path / "model.pt")

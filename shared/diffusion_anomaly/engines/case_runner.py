@@ -59,9 +59,10 @@ def input_error(err: BaseException) -> InputDataError | None:
     return None
 
 
-def describe_error(err: BaseException) -> str:
-    """One line for a failure report: our InputDataError, else the innermost cause (e.g. a reader's own error,
-    which names the file) rather than MONAI's generic "applying transform" wrapper."""
+def describe_error(err: BaseException, source: str | None = None) -> str:
+    """One line for a failure report: our InputDataError, else the innermost cause (a reader's own error) rather
+    than MONAI's generic "applying transform" wrapper, after ``source`` (the case's image) when given, since such
+    errors (an ``EOFError`` of a truncated gzip) do not name the file."""
     cause = input_error(err)
     if cause is not None:
         return str(cause)
@@ -69,7 +70,16 @@ def describe_error(err: BaseException) -> str:
     while (root.__cause__ or root.__context__) is not None and id(root) not in seen:
         seen.add(id(root))
         root = root.__cause__ or root.__context__
-    return f"{type(root).__name__}: {root}"
+    text = f"{type(root).__name__}: {root}"
+    return f"{source}: {text}" if source and source not in text else text
+
+
+def image_source(entry) -> str | None:
+    """The image file(s) of a datalist entry, for error messages."""
+    image = entry.get("image") if isinstance(entry, Mapping) else None
+    if isinstance(image, (list, tuple)):
+        return ", ".join(str(i) for i in image)
+    return str(image) if isinstance(image, (str, os.PathLike)) else None
 
 
 def infer_item(
@@ -175,7 +185,7 @@ class CaseRunner:
                 if self.postprocessing is not None:
                     self.postprocessing(item)
             except Exception as err:  # record and go on: one bad scan must not stop the batch
-                message = describe_error(err)
+                message = describe_error(err, image_source(data[index]))
                 failed.append({"case": name, "error": message,
                                "traceback": None if input_error(err) else traceback.format_exc()})
                 tqdm.write(f"FAILED {name}: {message}")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..engines.case_runner import case_name, describe_error, infer_item
+from ..engines.case_runner import case_name, describe_error, image_source, infer_item
 from ..errors import CasesFailedError, InputDataError, check_writable_folder
 from ..io import atomic_write_json, atomic_write_text
 from ..io.overlay import save_pr_curve_png
@@ -121,7 +121,8 @@ class AnomalyEvaluation:
                 nfe = getattr(self.inferer, "nfe", 0) - nfe_before
                 yield name, item, time.perf_counter() - start, nfe
             except Exception as err:  # a bad case is reported, the evaluation goes on
-                self.failures.append({"stage": desc, "case": name, "error": describe_error(err)})
+                self.failures.append({"stage": desc, "case": name,
+                                      "error": describe_error(err, image_source(data[index]))})
                 tqdm.write(f"FAILED {desc} {name}: {self.failures[-1]['error']}")
 
     def _region(self, item: dict, score: np.ndarray, name: str) -> np.ndarray:

@@ -13,6 +13,7 @@ from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 
 from ..io.atomic import atomic_write_bytes
+from ..networks.weights import load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ResumeCheckpoint:
     def load(self, engine: Engine) -> None:
         if not self.path.is_file():
             return
-        checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(self.path)
         for name, obj in self.save_dict.items():
             obj.load_state_dict(checkpoint[name])
         max_epochs = engine.state.max_epochs

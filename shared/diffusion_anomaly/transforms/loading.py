@@ -8,6 +8,8 @@ from typing import Mapping
 from monai.config import KeysCollection
 from monai.transforms import LoadImaged, MapTransform
 
+from ..errors import InputDataError
+
 
 class LoadImagesIfGivend(MapTransform):
     """Loads each of ``keys`` whose value is a file path; absent keys and already loaded arrays are left alone.
@@ -27,7 +29,11 @@ class LoadImagesIfGivend(MapTransform):
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
-        paths = [k for k in self.keys if isinstance(d.get(k), (str, os.PathLike))]
-        if paths:
-            d = LoadImaged(keys=paths, image_only=self.image_only)(d)
+        for key in [k for k in self.keys if isinstance(d.get(k), (str, os.PathLike))]:
+            path = d[key]
+            try:
+                d = LoadImaged(keys=key, image_only=self.image_only)(d)
+            except Exception as err:  # a truncated mask raised an EOFError that named no file
+                cause = err.__cause__ or err
+                raise InputDataError(path, f"cannot be read as an image ({type(cause).__name__}: {cause})") from err
         return d
