@@ -77,3 +77,15 @@ def test_errors_of_truncated_files_and_checkpoints_name_the_file(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
     with pytest.raises(InputDataError, match="model.pt: not a readable PyTorch checkpoint"):
         load_weights(torch.nn.Linear(1, 1), tmp_path / "model.pt")
+
+
+def test_configuration_mistakes_stop_the_run_instead_of_failing_every_case(tmp_path):
+    """Issue: a typo in a writer's keys wrote no map, an empty failures.json and exit 0."""
+    _image(tmp_path, "a")
+    entries = [{"case": "a", "image": str(tmp_path / "a.nii.gz")}]
+    preprocessing = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image")])
+    runner = CaseRunner(Dataset(entries, preprocessing), IntensityInferer(), None,
+                        SaveMapd("pred_typo", tmp_path / "out"), output_dir=tmp_path / "out", progress=False)
+    with pytest.raises(KeyError, match="pred_typo"):
+        runner.run()
+    assert not (tmp_path / "out/failures.json").exists()  # nothing claims the run went through

@@ -110,6 +110,10 @@ def infer_item(
     return result
 
 
+class _BadCase(Exception):
+    """Marks an error raised while preparing one case from its files (a per-case failure)."""
+
+
 def _read_failures(path: Path) -> list[dict]:
     """An earlier run's ``failures.json`` (empty if absent or unreadable)."""
     try:
@@ -181,10 +185,19 @@ class CaseRunner:
                 continue
             start = time.perf_counter()
             try:
-                item = infer_item(self.dataset[index], self.inferer, self.network, self.device, self.amp)
+                try:
+                    prepared = self.dataset[index]  # reading and checking the case's files
+                except Exception as err:
+                    raise _BadCase() from err
+                item = infer_item(prepared, self.inferer, self.network, self.device, self.amp)
                 if self.postprocessing is not None:
                     self.postprocessing(item)
-            except Exception as err:  # record and go on: one bad scan must not stop the batch
+            except Exception as caught:
+                # a case whose files cannot be read or checked is recorded and the batch goes on; any other error
+                # (a typo in a config key, a broken transform) would fail every case: it stops the run instead
+                err = caught.__cause__ if isinstance(caught, _BadCase) else caught
+                if not isinstance(caught, _BadCase) and input_error(caught) is None:
+                    raise
                 message = describe_error(err, image_source(data[index]))
                 failed.append({"case": name, "error": message,
                                "traceback": None if input_error(err) else traceback.format_exc()})

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..engines.case_runner import case_name, describe_error, image_source, infer_item
+from ..engines.case_runner import case_name, describe_error, image_source, infer_item, input_error
 from ..errors import CasesFailedError, InputDataError, check_writable_folder
 from ..io import atomic_write_json, atomic_write_text
 from ..io.overlay import save_pr_curve_png
@@ -116,14 +116,22 @@ class AnomalyEvaluation:
             name = case_name(data[index]) if isinstance(data[index], dict) else str(index)
             start = time.perf_counter()
             try:
-                nfe_before = getattr(self.inferer, "nfe", 0)
-                item = infer_item(dataset[index], self.inferer, self.network, self.device, self.amp)
-                nfe = getattr(self.inferer, "nfe", 0) - nfe_before
-                yield name, item, time.perf_counter() - start, nfe
-            except Exception as err:  # a bad case is reported, the evaluation goes on
+                prepared = dataset[index]
+            except Exception as err:  # a case whose files cannot be read or checked is reported, the rest goes on
                 self.failures.append({"stage": desc, "case": name,
                                       "error": describe_error(err, image_source(data[index]))})
                 tqdm.write(f"FAILED {desc} {name}: {self.failures[-1]['error']}")
+                continue
+            nfe_before = getattr(self.inferer, "nfe", 0)
+            try:
+                item = infer_item(prepared, self.inferer, self.network, self.device, self.amp)
+            except Exception as err:  # only a data problem is per case; a program or setting error stops the run
+                if input_error(err) is None:
+                    raise
+                self.failures.append({"stage": desc, "case": name, "error": describe_error(err)})
+                tqdm.write(f"FAILED {desc} {name}: {self.failures[-1]['error']}")
+                continue
+            yield name, item, time.perf_counter() - start, getattr(self.inferer, "nfe", 0) - nfe_before
 
     def _region(self, item: dict, score: np.ndarray, name: str) -> np.ndarray:
         if not self.restrict_to_brain:

@@ -28,7 +28,7 @@ class SaveMapd(MapTransform):
     """
 
     def __init__(self, keys: KeysCollection, output_dir: str | os.PathLike, mask_keys: KeysCollection = ("mask",),
-                 allow_missing_keys: bool = True):
+                 allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
         self.mask_keys = set([mask_keys] if isinstance(mask_keys, str) else mask_keys)
@@ -101,7 +101,7 @@ def best_axial_slice(score: np.ndarray, brain: np.ndarray) -> int:
 class SaveJsond(MapTransform):
     """Write non-image outputs (e.g. Synomaly's stages per slice) as ``<output_dir>/<case>/<key>.json``."""
 
-    def __init__(self, keys: KeysCollection, output_dir: str | os.PathLike, allow_missing_keys: bool = True):
+    def __init__(self, keys: KeysCollection, output_dir: str | os.PathLike, allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
 
