@@ -43,3 +43,15 @@ def test_duplicate_case_names_and_plain_string_entries_are_refused(tmp_path):
                       "test")
     with pytest.raises(InputDataError, match="entry 1 must be an object"):
         load_datalist(_datalist(tmp_path, [{"image": "a.nii.gz"}, "b.nii.gz"]), "test")
+
+
+def test_relative_dicom_folders_are_resolved_like_files(tmp_path):
+    """Issue: a relative series folder (no file suffix) was left relative to the working directory."""
+    (tmp_path / "series_01").mkdir()
+    (tmp_path / "series_01" / "IM0001").write_bytes(b"")
+    path = _datalist(tmp_path, [{"image": "series_01", "case": "colin27", "subject": "series_01"},
+                                {"image": "absent_folder", "case": "x"}])
+    entries = load_datalist(path, "test")
+    assert entries[0]["image"] == str(tmp_path / "series_01")
+    assert entries[0]["case"] == "colin27" and entries[0]["subject"] == "series_01"  # only image keys are paths
+    assert entries[1]["image"] == str(tmp_path / "absent_folder")  # a loading error will name the full path

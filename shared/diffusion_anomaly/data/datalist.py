@@ -55,6 +55,7 @@ def write_datalist(path: str | os.PathLike, datalist: dict) -> Path:
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".png", ".jpg", ".jpeg")
+PATH_KEYS = ("image", "label", "brain_mask", "region")
 
 
 def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("image",)) -> list[dict]:
@@ -81,7 +82,7 @@ def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("i
         if missing:
             name = entry.get("subject", f"entry {i}")
             raise InputDataError(path, f"'{split}' {name} lacks key(s) {missing}")
-        entries.append({k: _resolve(v, base) for k, v in entry.items()})
+        entries.append({k: _resolve(v, base, k in PATH_KEYS) for k, v in entry.items()})
     return _with_unique_cases(entries, content[split], path, split)
 
 
@@ -116,9 +117,12 @@ def _with_unique_cases(entries: list[dict], raw: list[dict], path: Path, split: 
     return entries
 
 
-def _resolve(value, base: Path):
-    if isinstance(value, str) and value.lower().endswith(IMAGE_SUFFIXES):
-        return value if os.path.isabs(value) else str(base / value)
+def _resolve(value, base: Path, path_key: bool = False):
+    """Relative image paths are relative to the datalist's folder: files with an image suffix under any key, and
+    every relative path under the image keys (``PATH_KEYS``), e.g. a DICOM series folder."""
+    if isinstance(value, str) and not os.path.isabs(value):
+        if value.lower().endswith(IMAGE_SUFFIXES) or path_key:
+            return str(base / value)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return [_resolve(v, base) for v in value]
+        return [_resolve(v, base, path_key) for v in value]
     return value
