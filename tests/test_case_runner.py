@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from monai.data import Dataset
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
@@ -60,7 +61,7 @@ def _truncated(path, source):
 
 
 def test_errors_of_truncated_files_and_checkpoints_name_the_file(tmp_path):
-    import torch
+
 
     from diffusion_anomaly.errors import InputDataError
     from diffusion_anomaly.networks.weights import load_weights
@@ -89,3 +90,47 @@ def test_configuration_mistakes_stop_the_run_instead_of_failing_every_case(tmp_p
     with pytest.raises(KeyError, match="pred_typo"):
         runner.run()
     assert not (tmp_path / "out/failures.json").exists()  # nothing claims the run went through
+
+
+def _training(tmp_path, max_epochs, record):
+    """A small pipeline with every kind of randomness a bundle has: a seeded sampler, a random transform, a
+    prepare-batch with its own generator, and the global torch RNG."""
+    from ignite.engine import Engine
+    from monai.data import DataLoader
+    from monai.transforms import RandGaussianNoised
+    from monai.utils import set_determinism
+
+    from diffusion_anomaly.training import ResumeCheckpoint
+
+    set_determinism(0)  # what every bundle's config does at start, resumed or not
+    data = [{"image": torch.full((1, 2, 2), float(i))} for i in range(6)]
+    dataset = Dataset(data, Compose([RandGaussianNoised("image", prob=1.0)]))
+    sampler = torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=0)
+
+    class Noise:
+        generator = torch.Generator().manual_seed(1)
+
+    noise = Noise()
+
+    def step(engine, batch):
+        record.append((engine.state.epoch, batch["image"].sum().item(), torch.rand(1, generator=noise.generator)
+                       .item(), torch.rand(1).item()))
+
+    engine = Engine(step)
+    ResumeCheckpoint(tmp_path / "checkpoint.pt", {}, random_sources=[loader, noise]).attach(engine)
+    engine.run(loader, max_epochs=max_epochs)
+
+
+def test_resume_does_not_replay_the_first_epoch(tmp_path):
+    """Issue: a resumed run replayed epoch 1's batches and noise. Now the generators continue where they were:
+    the prepare-batch noise and the global torch draws equal the uninterrupted run's exactly (the sampler's order
+    may differ: torch's RandomSampler draws one more permutation when an exhausted epoch iterator is advanced)."""
+    straight, resumed, fresh = [], [], []
+    _training(tmp_path / "a", 3, straight)
+    _training(tmp_path / "b", 1, resumed)  # killed after epoch 1 ...
+    _training(tmp_path / "b", 3, resumed)  # ... and started again
+    _training(tmp_path / "c", 1, fresh)  # what a resume without the random state replays
+    assert [r[2:] for r in resumed] == [r[2:] for r in straight]
+    assert [r[1:] for r in resumed[3:6]] != [r[1:] for r in fresh]
+    assert [r[2:] for r in resumed[3:6]] != [r[2:] for r in fresh]

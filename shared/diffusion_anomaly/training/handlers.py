@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import random
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
@@ -35,19 +37,77 @@ class GradientClipping:
         torch.nn.utils.clip_grad_norm_(engine.network.parameters(), self.max_norm)
 
 
+def random_generators(obj, seen: set | None = None) -> list:
+    """Every ``torch.Generator`` and ``numpy.random.RandomState`` reachable from ``obj`` through the attributes
+    a training pipeline keeps them under (a data loader's dataset, transforms and sampler; a prepare-batch's
+    corruption or noise; a transform's ``R``), in a fixed order."""
+    seen = set() if seen is None else seen
+    if obj is None or id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, (torch.Generator, np.random.RandomState)):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [g for item in obj for g in random_generators(item, seen)]
+    found = []
+    for attr in ("dataset", "sampler", "generator", "transform", "transforms", "corruption", "noise", "R"):
+        found += random_generators(getattr(obj, attr, None), seen)
+    return found
+
+
+def _state(g):
+    if isinstance(g, torch.Generator):
+        return g.get_state()
+    name, keys, pos, has_gauss, cached = g.get_state()
+    return (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def _set_state(g, state) -> None:
+    if isinstance(g, torch.Generator):
+        g.set_state(state)
+    else:
+        name, keys, pos, has_gauss, cached = state
+        g.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
 class ResumeCheckpoint:
     """Resume training: load ``path`` when training starts, save it every ``interval`` epochs (atomically).
 
     The checkpoint holds ``{name: obj.state_dict()}`` for ``save_dict`` plus the trainer's own state
-    (epoch, iteration), loaded with ``weights_only=True``. A killed run restarts from its last saved epoch; a
-    kill while writing leaves the previous checkpoint intact. The configured ``max_epochs`` wins over the saved
-    one, so a finished run can be extended by raising it.
+    (epoch, iteration) and the random state (torch's, numpy's and Python's global generators and every generator
+    of ``random_sources``, see ``random_generators``), loaded with ``weights_only=True``. A killed run restarts
+    from its last saved epoch and goes on drawing from where its generators were (without the random state it
+    replayed the first epoch's batches and noise); the corruption noise and global draws equal the uninterrupted
+    run's, while a sampler's order may not (torch's ``RandomSampler`` draws one more permutation when an exhausted
+    epoch iterator is advanced). Under DDP each rank keeps its own seeds, so the random state is
+    not restored there. A kill while writing leaves the previous checkpoint intact. The configured
+    ``max_epochs`` wins over the saved one, so a finished run can be extended by raising it.
     """
 
-    def __init__(self, path: str | os.PathLike, save_dict: Mapping[str, object], interval: int = 1):
+    def __init__(self, path: str | os.PathLike, save_dict: Mapping[str, object], interval: int = 1,
+                 random_sources: object = None):
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
         self.path, self.save_dict, self.interval = Path(path), dict(save_dict), interval
+        self.random_sources = random_sources
+
+    def _random_state(self) -> dict:
+        return {"torch": torch.get_rng_state(), "numpy": _state(np.random.mtrand._rand), "python": random.getstate(),
+                "sources": [_state(g) for g in random_generators(self.random_sources)]}
+
+    def _restore_random_state(self, state: dict) -> None:
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            return
+        generators = random_generators(self.random_sources)
+        if len(generators) != len(state["sources"]):
+            logger.warning("the training pipeline's random generators changed since the checkpoint; "
+                           "random state not restored")
+            return
+        torch.set_rng_state(state["torch"])
+        _set_state(np.random.mtrand._rand, state["numpy"])
+        random.setstate(state["python"])
+        for g, s in zip(generators, state["sources"]):
+            _set_state(g, s)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.load)
@@ -60,6 +120,8 @@ class ResumeCheckpoint:
         checkpoint = load_checkpoint(self.path)
         for name, obj in self.save_dict.items():
             obj.load_state_dict(checkpoint[name])
+        if "random" in checkpoint:
+            self._restore_random_state(checkpoint["random"])
         max_epochs = engine.state.max_epochs
         engine.load_state_dict(checkpoint["trainer"])
         engine.state.max_epochs = max_epochs
@@ -73,6 +135,7 @@ class ResumeCheckpoint:
             return  # one writer under DDP; every rank loads the same file
         state = {name: obj.state_dict() for name, obj in self.save_dict.items()}
         state["trainer"] = engine.state_dict()
+        state["random"] = self._random_state()
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(self.path, buffer.getvalue())
