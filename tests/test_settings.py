@@ -5,7 +5,7 @@ from monai.networks.schedulers import DDPMScheduler
 
 from diffusion_anomaly.inferers import AnoFPDMInferer, DisyreInferer, SynomalyInferer
 from diffusion_anomaly.schedulers import DisyreScheduler
-from diffusion_anomaly.settings import check_float, check_int
+from diffusion_anomaly.settings import check_bool, check_float, check_int
 
 DDPM = DDPMScheduler(1000, schedule="cosine")
 
@@ -43,3 +43,13 @@ def test_checks_accept_good_values_and_refuse_bools():
     with pytest.raises(ValueError, match="> 0"):
         check_float("x", 0.0, 0.0, exclusive_minimum=True)
     assert synomaly(slice_batch_size=1, noise_level=0).slice_batch_size == 1
+
+
+def test_boolean_settings_take_the_strings_the_cli_passes():
+    """``--gate false`` arrives as the string "false", which is truthy: it must mean False."""
+    assert check_bool("gate", "false") is False and check_bool("gate", "True") is True
+    assert anofpdm(gate="false").gate is False
+    with pytest.raises(ValueError, match="'gate' must be true or false"):
+        anofpdm(gate="no")
+    with pytest.raises(ValueError, match="'foreground_weighting'"):
+        disyre(foreground_weighting="maybe")

@@ -38,3 +38,13 @@ def check_float(name: str, value, minimum: float | None = None, maximum: float |
 def _range(minimum, maximum, low: str = ">= ") -> str:
     parts = ([f"{low}{minimum}"] if minimum is not None else []) + ([f"<= {maximum}"] if maximum is not None else [])
     return f" {' and '.join(parts)}" if parts else ""
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a bool; the strings "true"/"false" (any case) are accepted, since the bundle CLI passes
+    ``--gate false`` as the string "false", which would otherwise count as true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"setting {name!r} must be true or false, got {value!r}")

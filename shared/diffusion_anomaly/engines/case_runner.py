@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..errors import CasesFailedError, InputDataError, check_writable_folder
 from ..io.atomic import atomic_write_json
+from ..settings import check_bool
 
 
 def safe_name(name: str) -> str:
@@ -161,7 +162,7 @@ class CaseRunner:
         self.dataset, self.inferer, self.network = dataset, inferer, network
         self.postprocessing, self.device, self.amp, self.progress = postprocessing, device, amp, progress
         self.output_dir = Path(output_dir) if output_dir else None
-        self.skip_existing = skip_existing
+        self.skip_existing = check_bool("skip_existing", skip_existing)
 
     def run(self) -> dict:
         """Process every case; raise ``CasesFailedError`` at the end if any failed (exit code 1 from the CLI)."""

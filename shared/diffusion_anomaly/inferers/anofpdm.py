@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 
 from ..networks.presets import HEALTHY, NULL_CLASS
-from ..settings import check_float, check_int
+from ..settings import check_bool, check_float, check_int
 from ..transforms.postprocess import median_filter_slices, remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
@@ -127,6 +127,7 @@ class AnoFPDMInferer(Inferer):
         divisible = check_int("divisible", divisible, 1)
         downsample = check_int("downsample", downsample, 1)
         thr_cls = check_float("thr_cls", thr_cls)
+        gate = check_bool("gate", gate)
         low, high = (check_float("quantile_range", q, 0.0, 1.0) for q in quantile_range)
         if low > high:
             raise ValueError(f"setting 'quantile_range' must be (low, high) with low <= high, got {quantile_range}")

@@ -27,7 +27,7 @@ from monai.inferers import Inferer, SliceInferer, SlidingWindowInferer
 from monai.transforms.utils import generate_spatial_bounding_box
 
 from ..schedulers.disyre import DisyreScheduler
-from ..settings import check_float, check_int
+from ..settings import check_bool, check_float, check_int
 
 MODES = ("ensemble", "healing")
 V2_ALPHAS = (0.005, 0.05, 0.27, 0.73)
@@ -86,6 +86,8 @@ class DisyreInferer(Inferer):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         overlap = check_float("overlap", overlap, 0.0, 0.999)
         sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
+        foreground_weighting = check_bool("foreground_weighting", foreground_weighting)
+        channels_last, cpu_bf16 = check_bool("channels_last", channels_last), check_bool("cpu_bf16", cpu_bf16)
         step_size = check_int("step_size", step_size, 1, scheduler.num_train_timesteps)
         sigma_scale = check_float("sigma_scale", sigma_scale, 0.0, exclusive_minimum=True)
         roi_size = [check_int("roi_size", r, 1) for r in roi_size]
