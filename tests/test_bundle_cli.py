@@ -152,7 +152,8 @@ def test_missing_weights_error_names_the_file(bundle, tmp_path):
 
 def test_synomaly_writes_masks_and_stages(tmp_path):
     common = small_datalist(tmp_path, "synomaly")
-    cli("synomaly", ["inference.json"], "--output_dir", tmp_path / "out", *common)
+    result = cli("synomaly", ["inference.json"], "--output_dir", tmp_path / "out", *common, check=False)
+    assert result.returncode == 1 and "2 of 3 cases failed" in result.stderr  # the datalist has two bad cases
     mask = nib.load(str(tmp_path / "out/tumour/mask.nii.gz"))
     assert mask.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
     stages = json.loads((tmp_path / "out/tumour/stages.json").read_text())["stages"]
