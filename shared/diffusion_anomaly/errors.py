@@ -1,5 +1,9 @@
 """Exceptions that name the offending input, so a batch job can report and skip it."""
 
+import os
+import tempfile
+from pathlib import Path
+
 
 class InputDataError(ValueError):
     """An input file or array is unusable (missing, unreadable, wrong shape, NaN, empty).
@@ -21,10 +25,6 @@ class CasesFailedError(RuntimeError):
 def check_writable_folder(folder) -> None:
     """Create ``folder`` (with parents) and prove a file can be written there, before hours of work; else an
     ``InputDataError`` naming the folder."""
-    import os
-    import tempfile
-    from pathlib import Path
-
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

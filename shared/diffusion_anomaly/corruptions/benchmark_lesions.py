@@ -18,20 +18,10 @@ draws come from one ``numpy.random.Generator``, so a seed gives the same volume 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage
 
 FAMILIES = ("hyperintense", "hypointense", "deformation", "foreign_texture", "blur_noise")
-
-
-@dataclass
-class Lesion:
-    centre: tuple[int, int, int]
-    radius: float
-    weight: np.ndarray  # soft blob in [0, 1], host-sized
-    label: np.ndarray  # bool, host-sized
 
 
 def irregular_blob(shape: tuple[int, ...], centre, radius: float, rng: np.random.Generator) -> np.ndarray:
