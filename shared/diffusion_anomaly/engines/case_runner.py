@@ -111,10 +111,6 @@ def infer_item(
     return result
 
 
-class _BadCase(Exception):
-    """Marks an error raised while preparing one case from its files (a per-case failure)."""
-
-
 def _read_failures(path: Path) -> list[dict]:
     """An earlier run's ``failures.json`` (empty if absent or unreadable)."""
     try:
@@ -164,6 +160,14 @@ class CaseRunner:
         self.output_dir = Path(output_dir) if output_dir else None
         self.skip_existing = check_bool("skip_existing", skip_existing)
 
+    def _record_failure(self, failed: list, name: str, err: BaseException, source: str | None = None) -> None:
+        message = describe_error(err, source)
+        failed.append({"case": name, "error": message,
+                       "traceback": None if input_error(err) else traceback.format_exc()})
+        tqdm.write(f"FAILED {name}: {message}")
+        if self.output_dir is not None and (self.output_dir / name).is_dir():
+            shutil.rmtree(self.output_dir / name)  # an earlier run's outputs are not this run's result
+
     def run(self) -> dict:
         """Process every case; raise ``CasesFailedError`` at the end if any failed (exit code 1 from the CLI)."""
         earlier: list[dict] = []
@@ -186,25 +190,20 @@ class CaseRunner:
                 continue
             start = time.perf_counter()
             try:
-                try:
-                    prepared = self.dataset[index]  # reading and checking the case's files
-                except Exception as err:
-                    raise _BadCase() from err
+                prepared = self.dataset[index]  # reading and checking the case's files: a bad case is recorded
+            except Exception as err:
+                self._record_failure(failed, name, err, image_source(data[index]))
+                continue
+            try:
                 item = infer_item(prepared, self.inferer, self.network, self.device, self.amp)
                 if self.postprocessing is not None:
                     self.postprocessing(item)
-            except Exception as caught:
-                # a case whose files cannot be read or checked is recorded and the batch goes on; any other error
-                # (a typo in a config key, a broken transform) would fail every case: it stops the run instead
-                err = caught.__cause__ if isinstance(caught, _BadCase) else caught
-                if not isinstance(caught, _BadCase) and input_error(caught) is None:
+            except Exception as err:
+                # only a data problem is per case; any other error (a typo in a config key, a broken transform)
+                # would fail every case, so it stops the run with its traceback
+                if input_error(err) is None:
                     raise
-                message = describe_error(err, image_source(data[index]))
-                failed.append({"case": name, "error": message,
-                               "traceback": None if input_error(err) else traceback.format_exc()})
-                tqdm.write(f"FAILED {name}: {message}")
-                if self.output_dir is not None and (self.output_dir / name).is_dir():
-                    shutil.rmtree(self.output_dir / name)  # an earlier run's outputs are not this run's result
+                self._record_failure(failed, name, err)
                 continue
             seconds.append(time.perf_counter() - start)
             done.append(name)
