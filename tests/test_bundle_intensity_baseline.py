@@ -86,3 +86,30 @@ def test_unwritable_output_folder_is_reported_before_any_case(tmp_path):
     result = run_bundle("inference.json", expect_returncode=1, output_dir=blocker / "out")
     assert "output folder cannot be created or written to" in result.stderr and str(blocker / "out") in result.stderr
     assert "cases:" not in result.stderr  # no case was started
+
+
+def _write_dicom_series(path: Path, seed: int) -> None:
+    """One DICOM series (a multi-frame file); ITK's GDCM writer gives each write new study and series UIDs."""
+    import itk
+
+    volume = np.random.default_rng(seed).integers(100, 1000, size=(6, 20, 22)).astype(np.uint16)
+    itk.imwrite(itk.image_from_array(volume), str(path))
+
+
+def test_a_folder_with_two_dicom_series_is_a_clear_per_case_error(tmp_path):
+    (tmp_path / "two_series").mkdir()
+    _write_dicom_series(tmp_path / "two_series/a.dcm", 0)
+    _write_dicom_series(tmp_path / "two_series/b.dcm", 1)
+    (tmp_path / "one_series").mkdir()
+    _write_dicom_series(tmp_path / "one_series/a.dcm", 2)
+    datalist = {"test": [{"case": "two", "image": "two_series"}, {"case": "one", "image": "one_series"}]}
+    (tmp_path / "datalist.json").write_text(json.dumps(datalist))
+    out = tmp_path / "out"
+    result = run_bundle("inference.json", expect_returncode=1, output_dir=out, datalist=tmp_path / "datalist.json")
+    assert "1 of 2 cases failed" in result.stderr
+    failures = {f["case"]: f["error"] for f in json.loads((out / "failures.json").read_text())}
+    assert set(failures) == {"two"}
+    assert "two_series: folder holds 2 DICOM series" in failures["two"]
+    assert "give each series its own folder" in failures["two"]
+    pred = nib.load(str(out / "one/pred.nii.gz"))
+    assert pred.shape == (22, 20, 6)  # the single series is read and scored as before

@@ -112,3 +112,38 @@ def test_net_in_out_and_torchscript_export(bundle, tmp_path):
         else:  # the export takes the class labels as its third positional input
             expected, exported = eager(x, t, class_labels=labels), loaded(x, t, labels)
     assert (exported - expected).abs().max() < 1e-4
+
+
+ALL_JSON = [c for b in BUNDLES for c in sorted((b / "configs").glob("*.json"))]
+
+
+@pytest.mark.parametrize("config", ALL_JSON, ids=[f"{c.parent.parent.name}/{c.name}" for c in ALL_JSON])
+def test_configs_reference_ids_by_name_not_by_list_position(config):
+    """`@train#handlers#1` or `handlers[:4]` silently point at another handler when a list changes."""
+    import re
+
+    text = config.read_text()
+    assert not re.findall(r"@[\w#]*#\d+", text), "reference to a list element by position"
+    assert not re.findall(r"@[\w#]+\[[\d:\-]+\]", text), "slice of a referenced list"
+
+
+@pytest.mark.parametrize("bundle", TRAINABLE, ids=[b.name for b in TRAINABLE])
+def test_rank0_handlers_are_left_out_on_other_ranks_only(bundle):
+    """The DDP overlay keeps every shared handler (LR schedule, clipping, EMA, resume) on every rank and adds
+    the writers and loggers on rank 0 only."""
+    from monai.bundle import ConfigParser
+
+    def targets(handlers):
+        return " ".join(h if isinstance(h, str) else h["_target_"] for h in handlers)
+
+    ema = ["ema"] if bundle.name == "anofpdm" else []  # the EMA handler has its own id, train#ema
+    for rank, expected in ((0, ema + ["shared", "rank0"]), (1, ema + ["shared"])):
+        parser = ConfigParser()
+        parser.read_config([str(bundle / "configs/train.json"), str(bundle / "configs/multi_gpu_train.json")])
+        assert "ResumeCheckpoint" in targets(parser["train#handlers"])
+        assert "FinalWeights" in targets(parser["train#rank0_handlers"])
+        assert "FinalWeights" not in targets(parser["train#handlers"])
+        parser["train#handlers"], parser["train#rank0_handlers"], parser["rank"] = ["shared"], ["rank0"], rank
+        if ema:
+            parser["train#ema"] = "ema"
+        assert parser.get_parsed_content("train#trainer#train_handlers") == expected

@@ -61,8 +61,6 @@ def _truncated(path, source):
 
 
 def test_errors_of_truncated_files_and_checkpoints_name_the_file(tmp_path):
-
-
     from diffusion_anomaly.errors import InputDataError
     from diffusion_anomaly.networks.weights import load_weights
     from diffusion_anomaly.transforms import LoadImagesIfGivend
@@ -73,6 +71,19 @@ def test_errors_of_truncated_files_and_checkpoints_name_the_file(tmp_path):
         _runner(tmp_path, ["cut"]).run()
     failure = json.loads((tmp_path / "out/failures.json").read_text())[0]["error"]
     assert str(tmp_path / "cut.nii.gz") in failure
+    # an uncompressed file cut short ("Expected 147456 bytes, got 73728" named no file)
+    save_nifti(np.ones((48, 48, 16), np.float32), np.eye(4), tmp_path / "plain.nii")
+    _truncated(tmp_path / "cutplain.nii.gz", tmp_path / "plain.nii")  # the runner's names end in .nii.gz
+    (tmp_path / "cutplain.nii").write_bytes((tmp_path / "cutplain.nii.gz").read_bytes())
+    (tmp_path / "cutplain.nii.gz").unlink()
+    entries = [{"case": "cutplain", "image": str(tmp_path / "cutplain.nii")}]
+    preprocessing = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image")])
+    runner = CaseRunner(Dataset(entries, preprocessing), IntensityInferer(), None, SaveMapd("pred", tmp_path / "out"),
+                        output_dir=tmp_path / "out", progress=False)
+    with pytest.raises(CasesFailedError):
+        runner.run()
+    failures = {f["case"]: f["error"] for f in json.loads((tmp_path / "out/failures.json").read_text())}
+    assert str(tmp_path / "cutplain.nii") in failures["cutplain"]
     with pytest.raises(InputDataError, match="cut.nii.gz: cannot be read"):
         LoadImagesIfGivend(["label"])({"label": str(tmp_path / "cut.nii.gz")})
     (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")

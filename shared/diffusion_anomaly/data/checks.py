@@ -51,3 +51,26 @@ def check_same_spatial_shape(reference_shape, other_shape, reference: str, other
         raise InputDataError(
             other, f"spatial shape {tuple(other_shape)} differs from its image {reference} {tuple(reference_shape)}"
         )
+
+
+def dicom_series_uids(folder: str | os.PathLike) -> list[str]:
+    """The DICOM series UIDs in ``folder``, found as MONAI's ITK reader finds them (GDCM with series details and
+    the series-date restriction), so a folder this lists as one series is read as one volume."""
+    import itk  # itk-io is a requirement; imported here because only folder inputs need it
+
+    names = itk.GDCMSeriesFileNames.New()
+    names.SetUseSeriesDetails(True)
+    names.AddSeriesRestriction("0008|0021")
+    names.SetGlobalWarningDisplay(False)
+    names.SetDirectory(str(folder))
+    return [str(uid) for uid in names.GetSeriesUIDs()]
+
+
+def check_single_dicom_series(folder: str | os.PathLike) -> None:
+    """A folder given as one image must hold one DICOM series: MONAI's reader silently takes the first of several
+    (with only a warning on stderr), which would score a series the user did not ask for."""
+    uids = dicom_series_uids(folder)
+    if len(uids) > 1:
+        shown = ", ".join(uids[:3]) + (", ..." if len(uids) > 3 else "")
+        raise InputDataError(folder, f"folder holds {len(uids)} DICOM series (UIDs {shown}); "
+                                     "give each series its own folder")

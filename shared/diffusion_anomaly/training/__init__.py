@@ -1,6 +1,13 @@
 from .classifier_free import ClassConditionalDiffusionInferer, ClassifierFreePrepareBatch
 from .disyre import DisyrePrepareBatch
-from .handlers import ExponentialMovingAverage, FinalWeights, GradientClipping, ResumeCheckpoint
+from .handlers import (
+    ExponentialMovingAverage,
+    FinalWeights,
+    GradientClipping,
+    InitialWeights,
+    ResumeCheckpoint,
+    WeightSnapshots,
+)
 from .synomaly import SynomalyPrepareBatch
 from .validation import SyntheticLesionValidation
 
@@ -13,5 +20,7 @@ __all__ = [
     "ClassConditionalDiffusionInferer",
     "ResumeCheckpoint",
     "FinalWeights",
+    "InitialWeights",
+    "WeightSnapshots",
     "SyntheticLesionValidation",
 ]

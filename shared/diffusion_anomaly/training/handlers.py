@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 
 from ..io.atomic import atomic_write_bytes
-from ..networks.weights import load_checkpoint
+from ..networks.weights import load_checkpoint, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +205,58 @@ class ExponentialMovingAverage:
 
     def load_state_dict(self, state: Mapping) -> None:
         self.module.load_state_dict(state)
+
+
+class InitialWeights:
+    """Fine-tuning: load ``path`` into ``network`` when a *fresh* run starts.
+
+    Attach it before ``ResumeCheckpoint``: a resumed run loads its own checkpoint afterwards, so the initial weights
+    only ever seed iteration 0. ``path`` None (the configs' default) trains from the preset's random initialisation.
+    The file loads with ``weights_only=True`` (a state dict, or one under "model"/"network"). ``ema`` (an
+    ``ExponentialMovingAverage``) starts from the same weights, else it would average towards them from random ones.
+    """
+
+    def __init__(self, network: torch.nn.Module, path: str | os.PathLike | None = None, ema: object = None):
+        self.network, self.path, self.ema = network, None if path in (None, "") else Path(path), ema
+        if self.path is not None and not self.path.is_file():
+            raise FileNotFoundError(f"setting 'initial_weights': no such file {self.path}")
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.path is None or engine.state.iteration > 0:
+            return
+        module = getattr(self.network, "module", self.network)
+        device = next(module.parameters()).device
+        load_weights(module, self.path, device=device, eval_mode=False)
+        module.train()
+        if self.ema is not None:
+            self.ema.module.load_state_dict(module.state_dict())
+        logger.info(f"initial weights loaded from {self.path}")
+
+
+class WeightSnapshots:
+    """Keep the network's weights of every ``interval``-th epoch as ``<folder>/weights_iteration<N>.pt``.
+
+    The resume checkpoint holds only the latest state; snapshots let a later, separate step (a benchmark on
+    held-out data, never the test labels) pick among the states a run went through. Written atomically, rank 0.
+    """
+
+    def __init__(self, folder: str | os.PathLike, network: torch.nn.Module, interval: int = 10):
+        if interval < 1:
+            raise ValueError(f"setting 'snapshot_interval' must be an integer >= 1, got {interval}")
+        self.folder, self.network, self.interval = Path(folder), network, interval
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
+
+    def __call__(self, engine: Engine) -> None:
+        if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return
+        module = getattr(self.network, "module", self.network)
+        buffer = io.BytesIO()
+        torch.save(module.state_dict(), buffer)
+        path = self.folder / f"weights_iteration{engine.state.iteration:06d}.pt"
+        atomic_write_bytes(path, buffer.getvalue())
+        logger.info(f"saved weight snapshot {path}")

@@ -1,4 +1,4 @@
-from .checks import CheckInputd
+from .checks import CheckDicomSeriesd, CheckInputd
 from .intensity import Clipd, ScalePercentiled, SliceMinMaxd
 from .labelmap import LabelMapd, UnpackInfererOutputd
 from .labels import ImageLabeld, RandTumourd
@@ -9,6 +9,7 @@ from .standardise import StandardiseIntensityd, intensity_scaling, range_change
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
 
 __all__ = [
+    "CheckDicomSeriesd",
     "CheckInputd",
     "ScalePercentiled",
     "SliceMinMaxd",

@@ -1,13 +1,15 @@
-"""A pipeline guard placed right after loading: fail early with the file's name, not deep inside a network."""
+"""Pipeline guards around loading: fail early with the file's name, not deep inside a network."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Hashable, Mapping, Sequence
 
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from ..data.checks import check_finite_nonempty, check_same_spatial_shape
+from ..data.checks import check_finite_nonempty, check_same_spatial_shape, check_single_dicom_series
 from ..errors import InputDataError
 
 
@@ -68,3 +70,22 @@ class CheckInputd(MapTransform):
                 raise InputDataError(source_name(d, key), "mask given without an image to compare it with")
             check_same_spatial_shape(reference[0], d[key].shape[1:], reference[1], source_name(d, key))
         return d
+
+
+class CheckDicomSeriesd(MapTransform):
+    """Before loading: a folder given under ``keys`` (a DICOM series) must hold exactly one series.
+
+    MONAI's ``LoadImage`` reads the first series of a folder that holds several and only warns; this makes that a
+    per-case ``InputDataError`` naming the folder. Files, absent keys and already loaded arrays pass unchanged
+    (MONAI Label and Deploy hand over loaded images).
+    """
+
+    def __init__(self, keys: KeysCollection):
+        super().__init__(keys, allow_missing_keys=True)
+
+    def __call__(self, data: Mapping) -> Mapping:
+        for key in self.key_iterator(data):
+            value = data[key]
+            if isinstance(value, (str, os.PathLike)) and Path(value).is_dir():
+                check_single_dicom_series(value)
+        return data
