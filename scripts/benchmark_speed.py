@@ -95,7 +95,8 @@ def main() -> None:
     result = {"bundle": args.bundle, "preset": config["preset"], "weights": weights, "device": str(device),
               "threads": args.threads, "slice_shape": args.slice_shape,
               "parameters_M": round(sum(p.numel() for p in network.parameters()) / 1e6, 2),
-              "cpu_amx_bf16": "amx_bf16" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else None}
+              "cpu_amx_bf16": ("amx_bf16" in Path("/proc/cpuinfo").read_text()
+                               if Path("/proc/cpuinfo").exists() else None)}
     reference = None
     for bf16 in ([False, True] if args.bf16 else [False]):
         tag = "bf16" if bf16 else "fp32"

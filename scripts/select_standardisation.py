@@ -25,7 +25,6 @@ Usage: python scripts/select_standardisation.py [--datalist shared/demo_data/in_
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np

@@ -7,7 +7,7 @@ import torch
 from monai.networks.schedulers import DDPMScheduler
 
 from diffusion_anomaly.corruptions import paint_tumour, sample_tumour
-from diffusion_anomaly.inferers import AnoFPDMInferer, cosine_similarity, guided_noise, quantile_level
+from diffusion_anomaly.inferers import AnoFPDMInferer, guided_noise, quantile_level
 from diffusion_anomaly.networks import diffusion_unet
 from diffusion_anomaly.networks.presets import HEALTHY, NULL_CLASS
 from diffusion_anomaly.training import ClassifierFreePrepareBatch
@@ -162,8 +162,8 @@ def test_volumes_batches_and_empty_slices():
     assert out["slice_label"].shape == (1, 5) and out["end_step"].shape == (1, 5, 1)
     assert (out["end_step"][0, [0, 4]] == -1).all() and (out["pred"][..., [0, 4]] == 0).all()
     assert inf.nfe == 2 * 3 * 6  # empty slices cost nothing
-    one_by_one = torch.cat([inferer(t_max=6, slice_batch_size=1, max_component=2)(volume[..., z], net)["pred"][..., None]
-                            for z in range(5)], -1)
+    one_slice = inferer(t_max=6, slice_batch_size=1, max_component=2)
+    one_by_one = torch.cat([one_slice(volume[..., z], net)["pred"][..., None] for z in range(5)], -1)
     torch.testing.assert_close(out["pred"], one_by_one)
 
 

@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from derive_anofpdm_constants import choose_thr_cls  # noqa: E402
 
+pytestmark = pytest.mark.slow  # runs the bundle CLI in subprocesses
+
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 QUICK = ["--t_max", "20", "--step_stride", "10"]
 

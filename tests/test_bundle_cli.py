@@ -17,6 +17,8 @@ import torch
 from diffusion_anomaly.io import save_nifti
 from diffusion_anomaly.networks import diffusion_unet
 
+pytestmark = pytest.mark.slow  # runs the bundle CLI in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK_TRAIN = {
     "disyre": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2",

@@ -12,6 +12,8 @@ import pytest
 from diffusion_anomaly.io import save_nifti
 from diffusion_anomaly.metrics import exact_curve
 
+pytestmark = pytest.mark.slow  # runs the bundle CLI in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles/intensity_baseline"
 DEMO = REPO / "shared/demo_data"

@@ -20,6 +20,8 @@ from monai.data import MetaTensor, decollate_batch
 from monai.transforms import Compose, Invertd
 from monai.utils import ensure_tuple
 
+pytestmark = pytest.mark.slow  # runs the bundle CLI in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "deploy/anomaly_map_app"
 BUNDLES = sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/export.json"))

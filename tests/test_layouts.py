@@ -153,6 +153,7 @@ def test_preprocess_reorients_resamples_and_normalises(tmp_path):
     assert data.shape[2] in (15, 16) and abs(np.percentile(data[data != 0], 99) - 1.0) < 1e-5
 
 
+@pytest.mark.slow
 def test_cli_writes_datalist_and_report(tmp_path):
     for i in range(4):
         _brats(tmp_path / "data", f"BraTS2021_{i:05d}", "_", ["flair", "t1", "t1ce", "t2"])

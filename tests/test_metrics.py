@@ -103,10 +103,10 @@ def test_histogram_range_grows_without_losing_counts():
     h = ScoreHistogram(num_bins=64)
     chunks = [rng.uniform(0, 1, 500), rng.uniform(-5, 0, 500), rng.uniform(1, 40, 500)]
     labels = [rng.random(500) < 0.2 for _ in chunks]
-    for s, l in zip(chunks, labels):
-        h.update(s, l)
+    for s, lab in zip(chunks, labels):
+        h.update(s, lab)
     edges, pos, neg = h.counts()
-    assert pos.sum() + neg.sum() == 1500 and pos.sum() == sum(l.sum() for l in labels)
+    assert pos.sum() + neg.sum() == 1500 and pos.sum() == sum(lab.sum() for lab in labels)
     assert edges[-1] <= -5 and edges[0] + h.width > 40 and np.all(np.diff(edges) < 0)
     everything = np.concatenate(chunks)
     # every score lies in the bin its edge announces

@@ -17,6 +17,8 @@ from monai.transforms import LoadImaged, SaveImaged
 
 from diffusion_anomaly.io import save_nifti
 
+pytestmark = pytest.mark.slow  # runs the bundle CLI in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/metadata.json"))
 QUICK = {"disyre": {"roi_size": [32, 32]}, "synomaly": {"max_stages": 2}, "intensity_baseline": {},

@@ -39,6 +39,7 @@ runpy.run_module("monai.bundle", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.slow
 def test_two_packaging_runs_give_identical_self_contained_zips(tmp_path):
     first = [pb.package(b, tmp_path / "a", "https://example.org") for b in BUNDLES]
     second = [pb.package(b, tmp_path / "b", "https://example.org") for b in BUNDLES]
@@ -68,6 +69,7 @@ def small_case(folder: Path) -> Path:
     return folder / "datalist.json"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_release_zip_runs_without_the_repo_and_matches_the_repo(bundle, tmp_path):
     datalist = small_case(tmp_path / "data")

@@ -1,6 +1,5 @@
 """Slice and patch samplers: never an empty slice, deterministic under a seed, patches centred on foreground."""
 
-import numpy as np
 import pytest
 import torch
 

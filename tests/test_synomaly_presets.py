@@ -66,6 +66,7 @@ def test_healthy_slice_sampler_skips_tumour_slices_and_small_livers():
     assert drawn == {1, 4}
 
 
+@pytest.mark.slow
 def test_liver_ct_overlay_trains_with_liver_region_and_infers(tmp_path):
     data = tmp_path / "lits"
     datalist = {"training": [ct_case(data, f"train{i}", tumour=i == 0, seed=i) for i in range(2)],
@@ -110,6 +111,7 @@ def test_liver_ct_training_batches_carry_the_liver_as_blob_region():
     assert any("region" in k for k in keys)
 
 
+@pytest.mark.slow
 def test_ultrasound_overlay_trains_and_infers_on_png_frames(tmp_path):
     data = tmp_path / "us"
     data.mkdir()

@@ -10,7 +10,7 @@ import torch
 from ..schedulers.disyre import DisyreScheduler
 from .foreign_patch import ForeignPatchCache, minmax_match
 from .intensity_bias import intensity_bias
-from .shapes import SHAPES, _uniform, place_mask, random_shape
+from .shapes import SHAPES, place_mask, random_shape
 
 KINDS = ("dag", "fpi")
 

@@ -75,7 +75,8 @@ class SynomalyNoise:
             mask = mask & (region > 0)
         return mask
 
-    def __call__(self, shape_like: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, shape_like: torch.Tensor,
+                 region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(noise, blob_mask)`` for a batch shaped like ``shape_like`` (B, C, H, W); all channels share blobs."""
         b, c, h, w = shape_like.shape
         g = self.generator

@@ -90,7 +90,8 @@ def infer_item(
     """Run ``inferer(image[None], network)`` on one preprocessed item and add its outputs to the item.
 
     The inferer may return a tensor (the anomaly map, stored as ``pred``) or a dict of tensors (``pred``,
-    ``restoration``, ``mask``, ...). Outputs are on the CPU (float32 unless integer, e.g. stage counts) and carry the image's meta data, so MONAI's
+    ``restoration``, ``mask``, ...). Outputs are on the CPU (float32 unless integer, e.g. stage counts) and carry
+    the image's meta data, so MONAI's
     ``Invertd`` can map them back to the input grid. bf16 autocast is used on CUDA when ``amp`` is set.
     """
     device = torch.device(device)

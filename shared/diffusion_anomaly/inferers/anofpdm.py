@@ -14,7 +14,8 @@ sum and, whenever Delta reaches a new maximum, a copy of the sum so far: two map
 whatever t_max is. If t_e is the first step (nothing before it), the map is S at that step.
 
 Per slice: A = mean_m A_m, 5x5 median filter (reflect-101 borders, torch's "reflect" as the reference);
-q_m from r_m = clamp(max Delta_m / Delta_max_m, 0, 1) on the reference's grid (``quantile_level``); theta = mean_m quantile_{q_m}(A_m) on the unfiltered maps; mask = A_filtered >= theta;
+q_m from r_m = clamp(max Delta_m / Delta_max_m, 0, 1) on the reference's grid (``quantile_level``);
+theta = mean_m quantile_{q_m}(A_m) on the unfiltered maps; mask = A_filtered >= theta;
 healthy/unhealthy = cosine(MSE_h, MSE_ref) <= thr_cls (unhealthy); the mask is emptied for healthy slices
 (``gate``); components of <= 40 px (8-connectivity) are removed.
 """

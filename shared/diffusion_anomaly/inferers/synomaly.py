@@ -27,7 +27,6 @@ from ..settings import check_float, check_int
 from ..transforms.postprocess import remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
-
 FUSIONS = ("mask", "difference")
 
 
@@ -63,7 +62,8 @@ class SynomalyInferer(Inferer):
 
     def __init__(self, scheduler: Any, noise_level: int = 250, blur_kernel: int = 15, threshold: float = 0.3,
                  min_component: int = 30, max_stages: int = 5, change_tolerance: float = 0.01,
-                 change_floor: float = 500.0, fusion: str = "mask", slice_batch_size: int = 32, divisible: int = 16, axial_dim: int = 2, downsample: int = 1,
+                 change_floor: float = 500.0, fusion: str = "mask", slice_batch_size: int = 32, divisible: int = 16,
+                 axial_dim: int = 2, downsample: int = 1,
                  seed: int = 0):
         super().__init__()
         noise_level = check_int("noise_level", noise_level, 0, scheduler.num_train_timesteps - 1)

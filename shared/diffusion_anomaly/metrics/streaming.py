@@ -89,8 +89,8 @@ class PooledScores:
         self._size += scores.size
         if self._size > self.exact_limit:
             self.histogram = ScoreHistogram(self.num_bins)
-            for s, l in zip(self._scores, self._labels):
-                self.histogram.update(s, l)
+            for s, lab in zip(self._scores, self._labels):
+                self.histogram.update(s, lab)
             self._scores, self._labels = [], []
 
     def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

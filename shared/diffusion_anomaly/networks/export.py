@@ -39,7 +39,8 @@ class PositionalClassLabels(torch.nn.Module):
         return self._network_forward(x, timesteps, class_labels=class_labels)
 
 
-def trace_for_export(network: torch.nn.Module, example_shape: tuple[int, ...], timestep: int = 1) -> torch.jit.ScriptModule:
+def trace_for_export(network: torch.nn.Module, example_shape: tuple[int, ...],
+                     timestep: int = 1) -> torch.jit.ScriptModule:
     """TorchScript by tracing (scripting fails on DiffusionModelUNet), with inputs ``(x, t)``, or
     ``(x, t, class_labels)`` for a class-conditioned network (``num_class_embeds`` set)."""
     x = torch.rand(tuple(example_shape))

@@ -19,7 +19,8 @@ class SyntheticLesionValidation:
 
     The set is built once: up to ``max_patches`` patches from ``dataset`` (healthy validation volumes, sampled
     by the config's transforms), corrupted by ``corruption`` at the strengths alpha_t of ``timesteps`` in turn
-    (seeded, so every validation sees the same lesions). Ground truth = soft mask >= 0.5; AP over foreground pixels. The value
+    (seeded, so every validation sees the same lesions). Ground truth = soft mask >= 0.5; AP over foreground pixels.
+    The value
     goes to ``engine.state.metrics[metric_name]`` and, if given, to a TensorBoard ``summary_writer``.
 
     Args:

@@ -22,7 +22,8 @@ class ApplyMaskd(MapTransform):
         d = dict(data)
         mask = d[self.mask_key]
         for key in self.key_iterator(d):
-            check_same_spatial_shape(d[key].shape[1:], mask.shape[1:], source_name(d, key), source_name(d, self.mask_key))
+            check_same_spatial_shape(d[key].shape[1:], mask.shape[1:], source_name(d, key),
+                                     source_name(d, self.mask_key))
             d[key] = d[key] * (mask > 0).to(d[key].dtype) if hasattr(mask, "to") else d[key] * (mask > 0)
         return d
 
