@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -81,6 +82,9 @@ def _zip_info(name: str) -> zipfile.ZipInfo:
 
 
 def package(bundle: str, dist: Path, large_files_url: str, root: Path = REPO / "bundles") -> Path:
+    untracked = untracked_files(bundle, root)
+    if untracked:
+        raise SystemExit(f"{bundle}: refusing to package files git does not track: {', '.join(untracked)}")
     version = metadata(bundle, root)["version"]
     target = dist / f"{bundle}_v{version}.zip"
     large = []
@@ -100,6 +104,24 @@ def package(bundle: str, dist: Path, large_files_url: str, root: Path = REPO / "
     return target
 
 
+def _git_tracked(folder: Path) -> set[Path] | None:
+    """Files git tracks directly in ``folder``, or None when ``folder`` is not in a git checkout."""
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True)
+    listed = subprocess.run(["git", "ls-files", "-z", "--full-name", "--", "."], cwd=folder, capture_output=True)
+    if top.returncode != 0 or listed.returncode != 0:
+        return None
+    return {(Path(top.stdout.strip()) / name).resolve() for name in listed.stdout.decode().split("\0") if name}
+
+
+def untracked_files(bundle: str, root: Path = REPO / "bundles") -> list[str]:
+    """Shipped files that git does not track (untracked or ignored), e.g. a ``models/model.ts`` written by
+    ``ckpt_export``: a release would ship bytes that no commit holds, under an unchanged version. Folders outside
+    a git checkout are not checked (nothing to compare with)."""
+    paths = [path for _, path in bundle_entries(bundle, root)]
+    tracked = {folder: _git_tracked(folder) for folder in {p.parent for p in paths}}
+    return sorted(str(p) for p in paths if tracked[p.parent] is not None and p.resolve() not in tracked[p.parent])
+
+
 def check_versions(root: Path = REPO / "bundles", manifest_path: Path = MANIFEST) -> list[str]:
     """Problems: content changed without a version bump, a version without changelog entry, a stale manifest."""
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
@@ -107,6 +129,9 @@ def check_versions(root: Path = REPO / "bundles", manifest_path: Path = MANIFEST
     for bundle in bundle_names(root):
         meta, current = metadata(bundle, root), content_hash(bundle, root)
         version = meta.get("version")
+        for path in untracked_files(bundle, root):
+            problems.append(f"{bundle}: {path} is not tracked by git (untracked or ignored); remove it or commit it "
+                            "with a version bump")
         if version not in meta.get("changelog", {}):
             problems.append(f"{bundle}: version {version} has no changelog entry")
         recorded = manifest.get(bundle)

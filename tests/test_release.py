@@ -117,3 +117,28 @@ def test_content_change_without_version_bump_fails(tmp_path):
     assert "run scripts/package_bundles.py --update-manifest" in pb.check_versions(root, manifest)[0]
     pb.update_manifest(root, manifest)
     assert pb.check_versions(root, manifest) == []
+
+
+def test_files_git_does_not_track_are_refused(tmp_path):
+    """`ckpt_export --filepath bundles/<b>/models/model.ts` once made packaging ship an untracked 13 MB file under
+    an unchanged version: --check and packaging now refuse untracked and ignored files."""
+    root = tmp_path / "bundles"
+    shutil.copytree(REPO / "bundles/intensity_baseline", root / "intensity_baseline",
+                    ignore=shutil.ignore_patterns("eval", "runs"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".gitignore").write_text("*.ts\n")
+    subprocess.run(git + ["add", "."], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-qm", "bundle"], cwd=tmp_path, check=True)
+    assert pb.untracked_files("intensity_baseline", root) == []
+    exported = root / "intensity_baseline/models/model.ts"
+    exported.write_bytes(b"traced")  # ignored by git
+    (root / "intensity_baseline/docs/notes.md").write_text("untracked")
+    assert pb.untracked_files("intensity_baseline", root) == sorted([str(exported),
+                                                                   str(root / "intensity_baseline/docs/notes.md")])
+    manifest = tmp_path / "manifest.json"
+    pb.update_manifest(root, manifest)
+    assert any("model.ts is not tracked by git" in p for p in pb.check_versions(root, manifest))
+    with pytest.raises(SystemExit, match="refusing to package files git does not track"):
+        pb.package("intensity_baseline", tmp_path / "dist", "https://example.org", root)
+    assert not list((tmp_path / "dist").glob("*.zip"))
