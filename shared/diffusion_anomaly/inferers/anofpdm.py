@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 
 from ..networks.presets import HEALTHY, NULL_CLASS
+from ..progress import SliceProgress
 from ..settings import check_bool, check_float, check_int
 from ..transforms.postprocess import median_filter_slices, remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
@@ -111,13 +112,15 @@ class AnoFPDMInferer(Inferer):
         axial_dim: spatial axis of 3-D inputs that indexes slices.
         downsample: integer factor by which slices are reduced (area averaging) before the network.
         seed: base seed of the per-slice noise (noise depends on the slice content, not on the batching).
+        progress: report slices done (a bar on a terminal, log lines every 10 s elsewhere, see ``SliceProgress``).
     """
 
     def __init__(self, scheduler: Any, thr_cls: float, delta_max: float | Sequence[float], t_max: int = 600,
                  step_stride: int = 1, guidance: float = 2.0, reference: str = "healthy", forward: str = "ddpm",
                  modalities: Sequence[int] | None = None, quantile_range: Sequence[float] = (0.90, 0.98),
                  median_size: int = 5, max_component: int = 40, gate: bool = True, slice_batch_size: int = 32,
-                 divisible: int = 16, axial_dim: int = 2, downsample: int = 1, seed: int = 0):
+                 divisible: int = 16, axial_dim: int = 2, downsample: int = 1, seed: int = 0,
+                 progress: bool = True):
         super().__init__()
         t_max = check_int("t_max", t_max, 1, scheduler.num_train_timesteps)
         step_stride = check_int("step_stride", step_stride, 1)
@@ -150,6 +153,7 @@ class AnoFPDMInferer(Inferer):
         self.median_size, self.max_component, self.gate = median_size, max_component, gate
         self.slice_batch_size, self.divisible, self.axial_dim = slice_batch_size, divisible, axial_dim
         self.downsample, self.seed = int(downsample), seed
+        self.progress = check_bool("progress", progress)
         self.nfe = 0
 
     @property
@@ -288,8 +292,11 @@ class AnoFPDMInferer(Inferer):
     def slice_curves(self, x: torch.Tensor, network: torch.nn.Module) -> ForwardProcessCurves:
         """Forward-pass curves and maps of (N, C, H, W) slices at the working size, in batches."""
         padded, size = self._working_size(x)
-        parts = [self.forward_pass(padded[i : i + self.slice_batch_size], network, size)
-                 for i in range(0, len(padded), self.slice_batch_size)]
+        parts = []
+        with SliceProgress(len(padded), "AnoFPDM", enabled=self.progress) as progress:
+            for start in range(0, len(padded), self.slice_batch_size):
+                parts.append(self.forward_pass(padded[start : start + self.slice_batch_size], network, size))
+                progress.update(len(parts[-1].maps))
         return ForwardProcessCurves(self.steps, *(torch.cat([getattr(p, f) for p in parts]) for f in
                                                   ("maps", "end_index", "delta", "mse_guided", "mse_reference")))
 

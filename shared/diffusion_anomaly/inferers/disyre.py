@@ -19,6 +19,7 @@ MONAI's SliceInferer; the score is 0 on the background (pixels <= 0, which the D
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from monai.inferers import Inferer, SliceInferer, SlidingWindowInferer
 from monai.transforms.utils import generate_spatial_bounding_box
 
+from ..progress import SliceProgress
 from ..schedulers.disyre import DisyreScheduler
 from ..settings import check_bool, check_float, check_int
 
@@ -63,6 +65,9 @@ class DisyreInferer(Inferer):
         sw_batch_size: windows per network call.
         axial_dim: spatial axis of 3-D inputs along which 2-D slices are taken (2 = last axis in RAS).
         channels_last: run the network in channels-last memory format (faster convolutions on CPU).
+        cpu_bf16: bf16 autocast on the CPU (CUDA autocast is the caller's, e.g. the case runner's ``amp``).
+        progress: report slices done (a bar on a terminal, log lines every 10 s elsewhere, see ``SliceProgress``);
+            a slice counts as done when all its windows are.
     """
 
     def __init__(
@@ -79,7 +84,7 @@ class DisyreInferer(Inferer):
         axial_dim: int = 2,
         channels_last: bool = True,
         cpu_bf16: bool = False,
-        progress: bool = False,
+        progress: bool = True,
     ):
         super().__init__()
         if mode not in MODES:
@@ -88,6 +93,7 @@ class DisyreInferer(Inferer):
         sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
         foreground_weighting = check_bool("foreground_weighting", foreground_weighting)
         channels_last, cpu_bf16 = check_bool("channels_last", channels_last), check_bool("cpu_bf16", cpu_bf16)
+        self.progress = check_bool("progress", progress)
         step_size = check_int("step_size", step_size, 1, scheduler.num_train_timesteps)
         sigma_scale = check_float("sigma_scale", sigma_scale, 0.0, exclusive_minimum=True)
         roi_size = [check_int("roi_size", r, 1) for r in roi_size]
@@ -101,7 +107,7 @@ class DisyreInferer(Inferer):
         self.roi_size, self.axial_dim = tuple(int(r) for r in roi_size), axial_dim
         self.stride = tuple(max(1, int(r * (1 - overlap))) for r in self.roi_size)  # MONAI's scan interval
         window_args = dict(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, mode="gaussian",
-                           sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, progress=progress)
+                           sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, progress=False)
         self.window_inferer = SlidingWindowInferer(**window_args)
         self.slice_inferer = SliceInferer(spatial_dim=axial_dim, **window_args)
         self.nfe = 0  # network evaluations (one per image passed through the network)
@@ -137,7 +143,17 @@ class DisyreInferer(Inferer):
             pads[d] = window_grid_padding(cropped.shape[2 + d], roi, stride)
         padded = F.pad(cropped, [p for pair in reversed(pads) for p in pair])
         inferer = self.slice_inferer if x.ndim == 5 else self.window_inferer
-        s, r = inferer(padded, lambda windows: self.score_windows(windows, network))
+        windows_per_slice = math.prod((padded.shape[2 + d] - roi) // stride + 1
+                                      for d, roi, stride in zip(plane, self.roi_size, self.stride))
+        slices = padded.shape[2 + self.axial_dim] if x.ndim == 5 else len(padded)
+
+        def score_and_count(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.score_windows(windows, network)
+            progress.update(len(windows) / windows_per_slice)
+            return out
+
+        with SliceProgress(slices, "DISYRE", enabled=self.progress) as progress:
+            s, r = inferer(padded, score_and_count)
         inner = (slice(None), slice(None), *(slice(b, b + n) for (b, _), n in zip(pads, cropped.shape[2:])))
         score[box], restoration[box] = s[inner].float(), r[inner].float()
         return score, restoration

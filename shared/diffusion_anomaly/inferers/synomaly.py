@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 
 from ..ops import opencv_gaussian_kernel, separable_blur2d
-from ..settings import check_float, check_int
+from ..progress import SliceProgress
+from ..settings import check_bool, check_float, check_int
 from ..transforms.postprocess import remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
@@ -58,13 +59,14 @@ class SynomalyInferer(Inferer):
         downsample: integer factor by which slices are reduced (area averaging) before the network; maps and
             restorations are returned at the input resolution (bilinear), the mask as ``map > 0``.
         seed: base seed of the per-image noise.
+        progress: report slices done (a bar on a terminal, log lines every 10 s elsewhere, see ``SliceProgress``).
     """
 
     def __init__(self, scheduler: Any, noise_level: int = 250, blur_kernel: int = 15, threshold: float = 0.3,
                  min_component: int = 30, max_stages: int = 5, change_tolerance: float = 0.01,
                  change_floor: float = 500.0, fusion: str = "mask", slice_batch_size: int = 32, divisible: int = 16,
                  axial_dim: int = 2, downsample: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, progress: bool = True):
         super().__init__()
         noise_level = check_int("noise_level", noise_level, 0, scheduler.num_train_timesteps - 1)
         blur_kernel = check_int("blur_kernel", blur_kernel, 1, odd=True)
@@ -83,6 +85,7 @@ class SynomalyInferer(Inferer):
         self.change_floor, self.fusion = float(change_floor), fusion
         self.slice_batch_size, self.divisible, self.axial_dim, self.seed = slice_batch_size, divisible, axial_dim, seed
         self.downsample = int(downsample)
+        self.progress = check_bool("progress", progress)
         self.nfe = 0
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
@@ -114,10 +117,12 @@ class SynomalyInferer(Inferer):
         mask, restoration = torch.zeros_like(score), padded.clone().float()
         stages = torch.zeros(n, dtype=torch.long)
         active = torch.nonzero((padded > -1).flatten(1).any(1)).flatten().tolist()  # empty slices score 0
-        for start in range(0, len(active), self.slice_batch_size):
-            idx = active[start : start + self.slice_batch_size]
-            s, m, r, k = self.multi_stage(padded[idx].float(), network)
-            score[idx], mask[idx], restoration[idx], stages[idx] = s, m, r, k
+        with SliceProgress(len(active), "Synomaly", enabled=self.progress) as progress:
+            for start in range(0, len(active), self.slice_batch_size):
+                idx = active[start : start + self.slice_batch_size]
+                s, m, r, k = self.multi_stage(padded[idx].float(), network)
+                score[idx], mask[idx], restoration[idx], stages[idx] = s, m, r, k
+                progress.update(len(idx))
         crop = (slice(None), slice(None), slice(0, h), slice(0, w))
         return {"pred": score[crop], "mask": mask[crop], "restoration": restoration[crop], "stages": stages}
 
