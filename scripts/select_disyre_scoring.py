@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Choose DISYRE's default score on the validation split: v2 ensemble vs ISBI Algorithm 1 healing.
 
-Both scores run on the same held-out healthy validation patches carrying the same seeded synthetic lesions
-(the patches and corruption of ``configs/train.json``'s validation); the pixel AP of each is printed and
-written to ``--out``. No test image is read.
+Both scores run on the same slices of the validation volumes carrying the same seeded synthetic lesions of the
+in-domain benchmark's five families (``configs/train.json``'s ``validate#lesions``, the validation the training
+records); the pooled pixel AP of each is printed and written to ``--out``. No test image is read.
 
-Usage: python scripts/select_disyre_scoring.py [--bundle bundles/disyre] [--patches 96] [--out FILE]
+Usage: python scripts/select_disyre_scoring.py [--bundle bundles/disyre] [--weights FILE] [--datalist FILE]
+           [--intensity paper|standard] [--out FILE]
 """
 
 from __future__ import annotations
@@ -13,15 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
-import torch
 from monai.bundle import ConfigParser
 
-from diffusion_anomaly.corruptions import DisyreCorruption
 from diffusion_anomaly.inferers import DisyreInferer
 from diffusion_anomaly.networks import load_weights
-from diffusion_anomaly.training import SyntheticLesionValidation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,30 +26,31 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles/disyre")
-    parser.add_argument("--patches", type=int, default=96)
-    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--weights", type=Path, help="default: the bundle's models/model.pt")
+    parser.add_argument("--datalist", type=Path, help="default: the bundle's training datalist")
+    parser.add_argument("--intensity", choices=["paper", "standard"], help="default: the bundle's")
     parser.add_argument("--out", type=Path, default=REPO / "runs/disyre_scoring_selection.json")
     args = parser.parse_args()
 
     config = ConfigParser()
     config.read_config(str(args.bundle / "configs/train.json"))
     config["bundle_root"] = str(args.bundle.resolve())
-    scheduler = config.get_parsed_content("scheduler")
-    dataset = config.get_parsed_content("validate#dataset")
-    network = load_weights(config.get_parsed_content("network_def"), args.bundle / "models/model.pt")
-    kind = config.get_parsed_content("corruption_kind")
+    config["output_dir"] = str(args.out.parent / "disyre_scoring_selection")
+    for key in ("datalist", "intensity"):
+        if getattr(args, key) is not None:
+            config[key] = str(getattr(args, key))
+    network = load_weights(config.get_parsed_content("network_def"), args.weights or args.bundle / "models/model.pt")
+    validation = config.get_parsed_content("validate#lesions")
+    validation.network = network
     results = {}
     for mode in ("ensemble", "healing"):
-        validation = SyntheticLesionValidation(
-            dataset, DisyreInferer(scheduler, mode=mode), network,
-            DisyreCorruption(scheduler, kind=kind, seed=args.seed), max_patches=args.patches)
-        engine = SimpleNamespace(state=SimpleNamespace(metrics={}, epoch=0))
-        with torch.no_grad():
-            results[mode] = validation(engine)
-        print(f"{mode}: synthetic-lesion pixel AP on validation = {results[mode]:.4f}")
-    best = max(results, key=results.get)
-    report = {"validation_ap": results, "best": best, "patches": args.patches, "seed": args.seed,
-              "corruption": kind}
+        validation.inferer = DisyreInferer(config.get_parsed_content("scheduler"), mode=mode, progress=False)
+        results[mode] = validation.scores()
+        per_family = ", ".join(f"{f} {v:.3f}" for f, v in results[mode]["per_family"].items())
+        print(f"{mode}: synthetic-lesion pixel AP on validation = {results[mode]['ap']:.4f} ({per_family})")
+    best = max(results, key=lambda mode: results[mode]["ap"])
+    report = {"validation": results, "best": best, "datalist": config["datalist"], "intensity": config["intensity"],
+              "weights": str(args.weights or args.bundle / "models/model.pt")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"best: {best}")

@@ -23,8 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 QUICK_TRAIN = {
     "disyre": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2",
                "--val_interval", "100", "--warmup_steps", "1"],
-    "synomaly": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2"],
-    "anofpdm": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2"],
+    "synomaly": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2",
+                 "--val_interval", "100"],
+    "anofpdm": ["--volumes_per_batch", "1", "--slices_per_volume", "2", "--iterations_per_epoch", "2",
+                "--val_interval", "100"],
 }
 QUICK_INFER = {"disyre": ["--roi_size", "[32, 32]"], "synomaly": ["--max_stages", "2"],
                "anofpdm": ["--t_max", "20", "--step_stride", "10", "--constants",
@@ -205,3 +207,27 @@ def test_bad_setting_stops_before_any_case(bundle, setting, tmp_path):
     assert result.returncode != 0
     assert f"setting '{setting}' must be an integer >= 1, got -1" in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("pred.nii.gz"))
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_training_validates_on_synthetic_lesions_and_keeps_the_best_weights(bundle, tmp_path):
+    """Every training config validates with its own inferer on lesions painted into the validation volumes."""
+    rng = np.random.default_rng(1)
+    zz, yy, xx = np.mgrid[:48, :96, :88]
+    head = np.moveaxis(((zz - 24) ** 2 / 22**2 + (yy - 48) ** 2 / 44**2 + (xx - 44) ** 2 / 40**2) < 1, 0, -1)
+    for i in range(2):
+        save_nifti((head * (100 + 20 * rng.standard_normal(head.shape))).clip(0).astype(np.float32), np.eye(4),
+                   tmp_path / f"v{i}.nii.gz")
+    entries = [{"image": f"v{i}.nii.gz"} for i in range(2)]
+    (tmp_path / "datalist.json").write_text(json.dumps({"training": entries, "validation": entries[:1]}))
+    runs = tmp_path / "runs"
+    result = cli(bundle, ["train.json"], "--datalist", tmp_path / "datalist.json", "--output_dir", runs,
+                 "--ckpt_dir", tmp_path / "models", "--max_epochs", "1", *QUICK_TRAIN[bundle], "--val_interval", "1",
+                 "--validate#lesions#families", "['hyperintense', 'hypointense']",
+                 "--validate#lesions#slices_per_family", "2", "--validate#lesions#radii", "[3, 5]")
+    curve = json.loads((runs / "validation_curve.json").read_text())
+    assert [row["iteration"] for row in curve["curve"]] == [2]
+    assert set(curve["best"]["per_family"]) == {"hyperintense", "hypointense"} and 0 < curve["best"]["ap"] <= 1
+    assert "val_lesion_ap" in result.stdout + result.stderr
+    assert torch.load(runs / "best_model.pt", weights_only=True).keys() == \
+        torch.load(tmp_path / "models/model.pt", weights_only=True).keys()

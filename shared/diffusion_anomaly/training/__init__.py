@@ -8,8 +8,8 @@ from .handlers import (
     ResumeCheckpoint,
     WeightSnapshots,
 )
+from .lesion_validation import LesionValidation
 from .synomaly import SynomalyPrepareBatch
-from .validation import SyntheticLesionValidation
 
 __all__ = [
     "DisyrePrepareBatch",
@@ -22,5 +22,5 @@ __all__ = [
     "FinalWeights",
     "InitialWeights",
     "WeightSnapshots",
-    "SyntheticLesionValidation",
+    "LesionValidation",
 ]
