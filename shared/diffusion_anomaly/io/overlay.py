@@ -30,32 +30,62 @@ def save_panels_png(
         cmaps: a colormap per panel (default gray for the first, inferno for the rest).
         vranges: ``(vmin, vmax)`` per panel, or None for the panel's own range.
     """
+    return save_panel_rows_png(path, [(None, panels, contours)], cmaps, vranges, title=title)
+
+
+def save_panel_rows_png(
+    path: str | os.PathLike,
+    rows: Sequence[tuple[str | None, Sequence[tuple[str, np.ndarray]], Sequence[tuple[str, np.ndarray]]]],
+    cmaps: Sequence[str] | None = None,
+    vranges: Sequence[tuple[float, float] | None] | None = None,
+    colorbar: str | None = None,
+    title: str | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Rows of 2-D panels, each row ``(row title, panels, contours)`` as in :func:`save_panels_png`.
+
+    Panel ``i`` of every row uses ``cmaps[i]`` and ``vranges[i]``, so rows are comparable. ``colorbar`` (its
+    label) adds one colour bar for the last column, shared by all rows.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
-    for i, (ax, (name, arr)) in enumerate(zip(axes[0], panels)):
-        cmap = cmaps[i] if cmaps else ("gray" if i == 0 else "inferno")
-        vmin, vmax = (vranges[i] if vranges and vranges[i] else (None, None))
-        ax.imshow(np.asarray(arr, dtype=np.float32).T, cmap=cmap, origin="lower", vmin=vmin, vmax=vmax,
-                  interpolation="nearest")
-        for (_, mask), colour in zip(contours, CONTOUR_COLOURS):
-            m = np.asarray(mask, dtype=np.float32).T
-            if m.max() > 0:
-                ax.contour(m, levels=[0.5], colors=colour, linewidths=0.8)
-        ax.set_title(name, fontsize=9)
-        ax.axis("off")
-    if contours:
-        handles = [Line2D([0], [0], color=c, lw=1.5) for _, c in zip(contours, CONTOUR_COLOURS)]
-        fig.legend(handles, [name for name, _ in contours], loc="lower center", ncol=len(contours), fontsize=8)
+    n = max(len(panels) for _, panels, _ in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(3.2 * n + (0.9 if colorbar else 0), 3.4 * len(rows) + 0.5),
+                             squeeze=False)
+    image = None
+    legend: dict[str, str] = {}
+    for r, (row_title, panels, contours) in enumerate(rows):
+        for i, (ax, (name, arr)) in enumerate(zip(axes[r], panels)):
+            cmap = cmaps[i] if cmaps else ("gray" if i == 0 else "inferno")
+            vmin, vmax = (vranges[i] if vranges and vranges[i] else (None, None))
+            shown = ax.imshow(np.asarray(arr, dtype=np.float32).T, cmap=cmap, origin="lower", vmin=vmin,
+                              vmax=vmax, interpolation="nearest")
+            if i == len(panels) - 1:
+                image = shown
+            for (contour_name, mask), colour in zip(contours, CONTOUR_COLOURS):
+                legend[contour_name] = colour
+                m = np.asarray(mask, dtype=np.float32).T
+                if m.max() > 0:
+                    ax.contour(m, levels=[0.5], colors=colour, linewidths=1.0)
+            ax.set_title(name if not row_title else f"{name}\n{row_title}", fontsize=9)
+            ax.axis("off")
+        for ax in axes[r][len(panels):]:
+            ax.axis("off")
+    if colorbar and image is not None:
+        bar = fig.colorbar(image, ax=list(axes[:, n - 1]), fraction=0.05, pad=0.02)
+        bar.set_label(colorbar, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    if legend:
+        handles = [Line2D([0], [0], color=c, lw=1.5) for c in legend.values()]
+        fig.legend(handles, list(legend), loc="lower center", ncol=len(legend), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 

@@ -12,7 +12,8 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from ..engines.case_runner import case_name
-from ..io import save_nifti, save_panels_png
+from ..io import save_nifti
+from ..io.overlay import save_panel_rows_png
 
 
 def spatial_array(x) -> np.ndarray:
@@ -48,39 +49,69 @@ class SaveMapd(MapTransform):
 
 
 class SaveOverlayd(MapTransform):
-    """PNG of the axial slice with the highest mean anomaly score inside the brain.
+    """PNG for people: the slice where the map is hottest and, when a label is given, the largest-lesion slice.
 
-    Panels: input, restoration (if present), anomaly map; contours: ground-truth label and predicted mask
-    (when present). Written as ``<output_dir>/<case>/overlay.png``.
+    Row 1 is the axial slice holding most of the volume's top ``top_fraction`` scores inside the brain (slices
+    whose brain area is below ``min_brain_fraction`` of the largest are skipped: a few hot voxels at the skull
+    base or the vertex are not what a reader looks for). Row 2, when ``label`` is present and lesion voxels lie
+    on another slice, is the slice with the largest lesion area. Panels: input, restoration (if present),
+    anomaly map, all maps on one colour scale (0 to the brain's 99.9th percentile) with a colour bar. Contours:
+    the ground truth, and the map at ``threshold`` when one is set (the bundle's calibrated ``label_threshold``),
+    else the method's own mask when present. Written as ``<output_dir>/<case>/overlay.png``, 100 dpi; every
+    bundle uses it, so overlays look the same.
     """
 
     def __init__(self, output_dir: str | os.PathLike, image_key: str = "image", map_key: str = "pred",
                  restoration_key: str = "restoration", label_key: str = "label", mask_key: str = "mask",
-                 brain_key: str = "brain_mask"):
+                 brain_key: str = "brain_mask", threshold: float | None = None, top_fraction: float = 0.01,
+                 min_brain_fraction: float = 0.25):
         super().__init__([image_key], allow_missing_keys=False)
         self.output_dir = Path(output_dir)
         self.image_key, self.map_key, self.restoration_key = image_key, map_key, restoration_key
         self.label_key, self.mask_key, self.brain_key = label_key, mask_key, brain_key
+        self.threshold = None if threshold is None else float(threshold)
+        self.top_fraction, self.min_brain_fraction = top_fraction, min_brain_fraction
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         image, score = self._array(d, self.image_key), self._array(d, self.map_key)
         brain = self._array(d, self.brain_key) if self.brain_key in d else None
         brain = brain > 0 if brain is not None and brain.shape == score.shape else np.ones(score.shape, bool)
-        z = best_axial_slice(score, brain)
-        panels = [("input", image[..., z])]
-        if self.restoration_key in d:
-            restoration = self._array(d, self.restoration_key)
-            panels.append(("restoration", restoration[..., z]))
-        panels.append(("anomaly map", score[..., z]))
-        contours = []
-        for key, name in ((self.label_key, "ground truth"), (self.mask_key, "predicted mask")):
-            if key in d and self._array(d, key).shape == score.shape:
-                contours.append((name, self._array(d, key)[..., z] > 0))
-        cmaps = ["gray"] * (len(panels) - 1) + ["inferno"]
-        title = f"{case_name(d)}: axial slice {z}" if np.ndim(d[self.map_key]) == 4 else case_name(d)
-        save_panels_png(self.output_dir / case_name(d) / "overlay.png", panels, contours, cmaps, title=title)
+        label = self._array(d, self.label_key) > 0 if self._has(d, self.label_key, score.shape) else None
+        rows = [(hottest_axial_slice(score, brain, self.top_fraction, self.min_brain_fraction), "highest scores")]
+        if label is not None and label.any():
+            z = largest_lesion_slice(label)
+            if z != rows[0][0]:
+                rows.append((z, "largest lesion"))
+        if self.threshold is not None:
+            outline = (f"map >= {self.threshold:g}", score >= self.threshold)
+        elif self._has(d, self.mask_key, score.shape):
+            outline = ("method mask", self._array(d, self.mask_key) > 0)
+        else:
+            outline = None
+        restoration = self._array(d, self.restoration_key) if self.restoration_key in d else None
+        inside = score[brain] if brain.any() else score.ravel()
+        vmax = float(np.percentile(inside, 99.9)) if inside.size else 1.0
+        vmin = min(0.0, float(inside.min())) if inside.size else 0.0
+        grid = []
+        for z, why in rows:
+            panels = [("input", image[..., z])]
+            if restoration is not None and restoration.shape == score.shape:
+                panels.append(("restoration", restoration[..., z]))
+            panels.append(("anomaly map", score[..., z]))
+            contours = [("ground truth", label[..., z])] if label is not None else []
+            if outline is not None:
+                contours.append((outline[0], outline[1][..., z]))
+            grid.append((f"axial slice {z} ({why})" if score.shape[-1] > 1 else None, panels, contours))
+        cmaps = ["gray"] * (len(grid[0][1]) - 1) + ["inferno"]
+        vranges = [None] * (len(grid[0][1]) - 1) + [(vmin, vmax if vmax > vmin else vmin + 1e-6)]
+        save_panel_rows_png(self.output_dir / case_name(d) / "overlay.png", grid, cmaps, vranges,
+                            colorbar="anomaly score", title=case_name(d))
         return d
+
+    @staticmethod
+    def _has(d: Mapping, key: str, shape: tuple) -> bool:
+        return key in d and SaveOverlayd._array(d, key).shape == shape
 
     @staticmethod
     def _array(d: Mapping, key: str) -> np.ndarray:
@@ -90,12 +121,24 @@ class SaveOverlayd(MapTransform):
         return arr[..., None] if arr.ndim == 2 else arr
 
 
-def best_axial_slice(score: np.ndarray, brain: np.ndarray) -> int:
-    """Axial index (last axis) with the highest mean score inside the brain."""
-    brain_voxels = brain.reshape(-1, brain.shape[-1]).sum(0)
-    totals = (score * brain).reshape(-1, score.shape[-1]).sum(0)
-    means = np.where(brain_voxels > 0, totals / np.maximum(brain_voxels, 1), -np.inf)
-    return int(np.argmax(means))
+def hottest_axial_slice(score: np.ndarray, brain: np.ndarray, top_fraction: float = 0.01,
+                        min_brain_fraction: float = 0.25) -> int:
+    """Axial index (last axis) holding most of the top ``top_fraction`` scores inside the brain, among slices
+    whose brain area is at least ``min_brain_fraction`` of the largest; ties go to the higher mean score."""
+    area = brain.reshape(-1, brain.shape[-1]).sum(0)
+    eligible = area >= min_brain_fraction * area.max() if area.max() > 0 else np.ones_like(area, bool)
+    inside = score[brain] if brain.any() else score.ravel()
+    cut = np.quantile(inside, 1.0 - top_fraction) if inside.size else np.inf
+    above = score > cut if (score > cut).any() else score >= cut  # a map that is mostly 0 has its cut at 0
+    hot = (above & brain).reshape(-1, score.shape[-1]).sum(0).astype(np.float64)
+    means = (score * brain).reshape(-1, score.shape[-1]).sum(0) / np.maximum(area, 1)
+    key = np.where(eligible, hot + means / (np.abs(means).max() + 1e-12) * 0.5, -np.inf)  # ties: mean score
+    return int(np.argmax(key))
+
+
+def largest_lesion_slice(label: np.ndarray) -> int:
+    """Axial index (last axis) with the most lesion voxels."""
+    return int(np.argmax(label.reshape(-1, label.shape[-1]).sum(0)))
 
 
 class SaveJsond(MapTransform):
