@@ -83,8 +83,11 @@ def test_bundle_infer_task_path_gives_a_label_map_and_keeps_the_float_map(bundle
     assert pred.dtype == torch.uint8 and set(torch.unique(pred).tolist()) <= {0, 1}
     assert tuple(pred.shape) == tuple(score.shape) == (1, 40, 48, 5)  # back on the input grid
     assert score.is_floating_point()
-    written = bundle_dir / "eval/scan/pred.nii.gz"  # the float map, saved beside the label map
-    np.testing.assert_allclose(np.asarray(nib.load(str(written)).dataobj), score[0].numpy(), atol=1e-6)
+    written = list((bundle_dir / "eval/scan").glob("*/pred.nii.gz"))  # the float map, saved beside the label map
+    assert len(written) == 1 and (written[0].parent / "overlay.png").is_file()
+    np.testing.assert_allclose(np.asarray(nib.load(str(written[0])).dataobj), score[0].numpy(), atol=1e-6)
+    bundle_infer_task(bundle_dir, tmp_path / "scan.nii.gz", QUICK[bundle])  # the same case again
+    assert len(list((bundle_dir / "eval/scan").glob("*/pred.nii.gz"))) == 2  # the first request's map is kept
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)

@@ -136,3 +136,18 @@ def test_intensity_transforms_keep_transform_history_for_inversion():
     for transform in (ScalePercentiled("image"), SliceMinMaxd("image", axis=-1)):
         out = transform(d)["image"]
         assert len(out.applied_operations) == 1 and out.applied_operations[0]["class"] == "Orientation"
+
+
+def test_label_map_uses_the_threshold_when_set_else_the_method_mask():
+    from diffusion_anomaly.transforms import LabelMapd, UnpackInfererOutputd
+
+    score = torch.tensor([[[0.1, 0.6], [0.9, 0.3]]])
+    mask = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+
+    def label(threshold):
+        item = UnpackInfererOutputd()({"pred": {"pred": score, "mask": mask}})
+        assert item["request_id"]  # a server request gets its own output folder
+        return LabelMapd(threshold)(item)["pred"]
+
+    assert label(0.5).tolist() == [[[0, 1], [1, 0]]]  # the calibrated threshold wins
+    assert label(None).tolist() == [[[1, 0], [0, 0]]]  # else the method's own mask

@@ -7,10 +7,16 @@ item. These two transforms, first and last in ``postprocessing``, make that same
 ``UnpackInfererOutputd`` spreads a dict found in ``pred`` and marks the item; ``LabelMapd`` then turns ``pred``
 of marked items into a uint8 mask and keeps the float map as ``anomaly_map`` (already written to disk by the
 post-processing's writers). Items from the bundle's own runner pass through both unchanged.
+
+A server answers the same case many times (a user re-runs it, two users open one study), so each marked item
+also gets a ``request_id`` (UTC time + random suffix): the writers put that request's files in
+``<output_dir>/<case>/<request_id>/`` instead of overwriting ``<output_dir>/<case>/``.
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timezone
 from typing import Mapping
 
 import torch
@@ -19,6 +25,12 @@ from monai.transforms import MapTransform
 from .intensity import like
 
 LABEL_MAP_REQUEST = "label_map_request"
+REQUEST_ID = "request_id"
+
+
+def new_request_id() -> str:
+    """Sortable and unique: ``20261206T051233Z-1a2b3c4d``."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 class UnpackInfererOutputd(MapTransform):
@@ -40,16 +52,18 @@ class UnpackInfererOutputd(MapTransform):
                     value = like(value, image)  # the image's transform history, so Invertd can map it back
                 d[self.key if name == "pred" else name] = value
             d[LABEL_MAP_REQUEST] = True
+            d.setdefault(REQUEST_ID, new_request_id())
         return d
 
 
 class LabelMapd(MapTransform):
-    """For items marked by :class:`UnpackInfererOutputd`: ``anomaly_map`` = the float ``pred``; ``pred`` = the
-    method's binary ``mask`` if there is one, else ``pred >= threshold`` (uint8, 1 = anomaly).
+    """For items marked by :class:`UnpackInfererOutputd`: ``anomaly_map`` = the float ``pred``; ``pred`` =
+    ``pred >= threshold`` when a threshold is set, else the method's own binary ``mask`` (uint8, 1 = anomaly).
 
     Args:
-        threshold: score threshold for methods without a mask of their own (e.g. calibrated for a 1 % false-positive
-            rate on healthy validation voxels); None requires a ``mask``.
+        threshold: score threshold (the bundle's ``label_threshold``, calibrated for a 1 % false-positive rate on
+            healthy validation voxels); it wins over the method's mask, so every bundle's label follows the
+            same rule. None uses the ``mask``.
     """
 
     def __init__(self, threshold: float | None = None, key: str = "pred", mask_key: str = "mask",
@@ -62,10 +76,10 @@ class LabelMapd(MapTransform):
         if not d.pop(LABEL_MAP_REQUEST, False):
             return d
         score = d[self.key]
-        if self.mask_key in d:
-            mask = torch.as_tensor(d[self.mask_key]) > 0
-        elif self.threshold is not None:
+        if self.threshold is not None:
             mask = torch.as_tensor(score) >= self.threshold
+        elif self.mask_key in d:
+            mask = torch.as_tensor(d[self.mask_key]) > 0
         else:
             raise ValueError("this bundle has no mask output; set 'label_threshold' in its inference config")
         d[self.map_key] = score

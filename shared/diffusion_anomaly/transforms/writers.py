@@ -11,9 +11,17 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from ..engines.case_runner import case_name
+from ..engines.case_runner import case_name, safe_name
 from ..io import save_nifti
 from ..io.overlay import save_panel_rows_png
+from .labelmap import REQUEST_ID
+
+
+def case_folder(output_dir: str | os.PathLike, item: Mapping) -> Path:
+    """``<output_dir>/<case>``, or ``<output_dir>/<case>/<request_id>`` for a server request (see ``labelmap``)."""
+    folder = Path(output_dir) / case_name(item)
+    request = item.get(REQUEST_ID)
+    return folder / safe_name(str(request)) if request else folder
 
 
 def spatial_array(x) -> np.ndarray:
@@ -36,7 +44,7 @@ class SaveMapd(MapTransform):
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
-        folder = self.output_dir / case_name(d)
+        folder = case_folder(self.output_dir, d)
         for key in self.key_iterator(d):
             affine = getattr(d[key], "affine", None)
             affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
@@ -105,7 +113,7 @@ class SaveOverlayd(MapTransform):
             grid.append((f"axial slice {z} ({why})" if score.shape[-1] > 1 else None, panels, contours))
         cmaps = ["gray"] * (len(grid[0][1]) - 1) + ["inferno"]
         vranges = [None] * (len(grid[0][1]) - 1) + [(vmin, vmax if vmax > vmin else vmin + 1e-6)]
-        save_panel_rows_png(self.output_dir / case_name(d) / "overlay.png", grid, cmaps, vranges,
+        save_panel_rows_png(case_folder(self.output_dir, d) / "overlay.png", grid, cmaps, vranges,
                             colorbar="anomaly score", title=case_name(d))
         return d
 
@@ -155,5 +163,5 @@ class SaveJsond(MapTransform):
         for key in self.key_iterator(d):
             value = d[key]
             value = value.tolist() if hasattr(value, "tolist") else value
-            atomic_write_json(self.output_dir / case_name(d) / f"{key}.json", {key: value})
+            atomic_write_json(case_folder(self.output_dir, d) / f"{key}.json", {key: value})
         return d
