@@ -34,8 +34,7 @@ from scipy import ndimage
 from diffusion_anomaly.data import load_datalist
 from diffusion_anomaly.data.checks import load_volume
 from diffusion_anomaly.io import atomic_write_json
-from diffusion_anomaly.standardisation import tissue_reference
-from diffusion_anomaly.transforms.intensity import minmax_per_slice, percentile_scale
+from diffusion_anomaly.standardisation import minmax_per_slice, percentile_scale, tissue_reference
 
 REPO = Path(__file__).resolve().parents[1]
 PERCENTILES = np.arange(1, 100)

@@ -17,7 +17,7 @@ from diffusion_anomaly.metrics import (
     slice_labels,
     slice_scores,
 )
-from diffusion_anomaly.transforms.postprocess import median_filter_slices, remove_small_components
+from diffusion_anomaly.postprocess import median_filter_slices, remove_small_components
 
 
 def brute_force_best_dice(scores, labels):

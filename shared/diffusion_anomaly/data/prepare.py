@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InputDataError
 from ..io.nifti import save_nifti
-from ..transforms.intensity import percentile_scale
+from ..standardisation import percentile_scale
 from .checks import check_finite_nonempty, load_volume
 from .datalist import split_subjects
 from .geometry import to_ras_spacing

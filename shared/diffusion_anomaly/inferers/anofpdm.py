@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 
 from ..networks.presets import HEALTHY, NULL_CLASS
+from ..postprocess import median_filter_slices, remove_small_components
 from ..progress import SliceProgress
 from ..settings import check_bool, check_float, check_int
-from ..transforms.postprocess import median_filter_slices, remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
 

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 
 from ..ops import opencv_gaussian_kernel, separable_blur2d
+from ..postprocess import remove_small_components
 from ..progress import SliceProgress
 from ..settings import check_bool, check_float, check_int
-from ..transforms.postprocess import remove_small_components
 from .slicing import content_seeds, on_axial_slices, seeded_noise
 
 FUSIONS = ("mask", "difference")

@@ -1,10 +1,10 @@
+from ..postprocess import median_filter_slices, remove_small_components
 from .checks import CheckDicomSeriesd, CheckInputd
 from .intensity import Clipd, ScalePercentiled, SliceMinMaxd
 from .labelmap import LabelMapd, UnpackInfererOutputd
 from .labels import ImageLabeld, RandTumourd
 from .loading import LoadImagesIfGivend
 from .mask import ApplyMaskd, EnsureBrainMaskd
-from .postprocess import median_filter_slices, remove_small_components
 from .standardise import StandardiseIntensityd, intensity_scaling, range_change
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
 

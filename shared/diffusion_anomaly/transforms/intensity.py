@@ -10,7 +10,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from ..errors import InputDataError
+from ..standardisation import minmax_per_slice, percentile_scale
 from .checks import source_name
 
 
@@ -87,42 +87,6 @@ class ScalePercentiled(MapTransform):
                                 self.floor)
 
 
-def percentile_scale(
-    x: torch.Tensor,
-    lower: float | None,
-    upper: float,
-    b_min: float = 0.0,
-    b_max: float = 1.0,
-    clip: bool = True,
-    selection: torch.Tensor | None = None,
-    name: str = "image",
-    floor: float | None = None,
-) -> torch.Tensor:
-    """Linear map of percentile ``lower`` (or 0 when None) to ``b_min`` and ``upper`` to ``b_max``.
-
-    Percentiles are taken over ``x[selection]`` (all voxels when None), after raising values below ``floor``
-    to it (if given); ``name`` labels errors.
-    """
-    x = _as_tensor(x).float()
-    if floor is not None:
-        x = x.clamp_min(floor)
-    values = x[selection] if selection is not None else x.flatten()
-    if values.numel() == 0:
-        raise InputDataError(name, "no foreground voxels to compute intensity percentiles from")
-    qs = [upper / 100.0] if lower is None else [lower / 100.0, upper / 100.0]
-    ref = _quantiles(values, qs)
-    lo, hi = (0.0, ref[0]) if lower is None else (ref[0], ref[1])
-    if hi <= lo:
-        raise InputDataError(name, f"intensity percentiles are degenerate (p{upper} = {hi} <= {lo})")
-    y = (x - lo) / (hi - lo) * (b_max - b_min) + b_min
-    return y.clamp(b_min, b_max) if clip else y
-
-
-def _quantiles(values: torch.Tensor, qs: list[float]) -> list[float]:
-    # numpy: torch.quantile refuses inputs over 16M elements; linear interpolation in both.
-    return [float(v) for v in np.quantile(values.detach().cpu().numpy().astype(np.float64), qs)]
-
-
 class SliceMinMaxd(MapTransform):
     """Min-max rescale every 2-D slice along ``axis`` (and every channel) to ``[b_min, b_max]``.
 
@@ -148,19 +112,6 @@ class SliceMinMaxd(MapTransform):
             out = minmax_per_slice(img, self.axis, self.b_min, self.b_max)
             d[key] = like(out, d[key])
         return d
-
-
-def minmax_per_slice(img: torch.Tensor, axis: int | None, b_min: float, b_max: float) -> torch.Tensor:
-    """Min-max over all spatial dims except ``axis`` (None: over all spatial dims), per channel."""
-    spatial = list(range(1, img.ndim))
-    if axis is not None:
-        spatial.remove(axis % img.ndim)
-    lo = img.amin(dim=spatial, keepdim=True)
-    hi = img.amax(dim=spatial, keepdim=True)
-    span = hi - lo
-    scaled = (img - lo) / torch.where(span > 0, span, torch.ones_like(span))
-    scaled = torch.where(span > 0, scaled, torch.zeros_like(scaled))
-    return scaled * (b_max - b_min) + b_min
 
 
 class Clipd(MapTransform):

@@ -11,9 +11,9 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from ..engines.case_runner import case_name, safe_name
 from ..io import save_nifti
 from ..io.overlay import save_panel_rows_png
+from ..naming import case_name, safe_name
 from .labelmap import REQUEST_ID
 
 
