@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=runs/monailabel
 
-.venv/bin/python scripts/package_bundles.py
+.venv/bin/python -m diffusion_anomaly package
 rm -rf "$OUT/monaibundle" "$OUT/studies"
 mkdir -p "$OUT/studies"
 PATH="$PWD/.venv-monailabel/bin:$PATH" monailabel apps --download --name monaibundle --output "$OUT"

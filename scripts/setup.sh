@@ -37,4 +37,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-.venv/bin/python scripts/check_demo_data.py
+.venv/bin/python -m diffusion_anomaly check-demo-data

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from diffusion_anomaly.cli.derive_anofpdm_constants import choose_thr_cls
 from diffusion_anomaly.errors import InputDataError
 from diffusion_anomaly.inferers import read_constants
 from diffusion_anomaly.io import save_nifti
 from diffusion_anomaly.networks import diffusion_unet
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from derive_anofpdm_constants import choose_thr_cls  # noqa: E402
 
 pytestmark = pytest.mark.slow  # runs the bundle CLI in subprocesses
 
@@ -69,8 +68,8 @@ def run(cmd):
 def test_constants_come_from_image_level_labels_only_and_drive_inference(bundle, tmp_path):
     root, datalist = bundle
     overrides = ["--config-override", "t_max=20", "step_stride=10"]
-    run([sys.executable, REPO / "scripts/derive_anofpdm_constants.py", "--bundle", root, "--datalist", datalist,
-         "--stride", "1", *overrides])
+    run([sys.executable, "-m", "diffusion_anomaly", "derive-anofpdm-constants", "--bundle", root,
+         "--datalist", datalist, "--stride", "1", *overrides])
     constants = json.loads((root / "models/constants.json").read_text())
     assert constants["validation"]["simulated_tumours"] and constants["validation"]["unhealthy_slices"] > 0
     assert constants["settings"]["t_max"] == 20 and constants["settings"]["step_stride"] == 10

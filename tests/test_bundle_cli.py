@@ -167,8 +167,8 @@ def test_synomaly_writes_masks_and_stages(tmp_path):
 
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_training_needs_only_images(bundle, tmp_path):
-    """Prepared data sets (scripts/prepare_dataset.py) have no brain masks, and healthy ones no labels: the brain
-    mask is derived from the non-zero voxels and a missing label means a healthy volume."""
+    """Prepared data sets (python -m diffusion_anomaly prepare-dataset) have no brain masks, and healthy ones no
+    labels: the brain mask is derived from the non-zero voxels and a missing label means a healthy volume."""
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[:140, :150]
     head = ((yy - 70) ** 2 / 60**2 + (xx - 75) ** 2 / 65**2) < 1

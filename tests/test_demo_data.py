@@ -1,6 +1,5 @@
 """The embedded demo data set: intact, split by subject, documented, and anatomically consistent."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,10 +12,9 @@ DEMO = REPO / "shared/demo_data"
 
 
 def _check_module():
-    spec = importlib.util.spec_from_file_location("check_demo_data", REPO / "scripts/check_demo_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from diffusion_anomaly.cli import check_demo_data
+
+    return check_demo_data
 
 
 def test_checksums_match():

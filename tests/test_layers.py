@@ -12,6 +12,7 @@ LAYERS = {
     3: {"transforms", "samplers", "inferers"},
     4: {"training", "engines"},
     5: {"evaluation"},
+    6: {"cli", "__main__"},
 }
 LAYER_OF = {unit: layer for layer, units in LAYERS.items() for unit in units}
 # imports between units of one layer are refused (inferers must not import transforms), except these
@@ -55,7 +56,7 @@ def violations(sources: dict[str, list[str]]) -> list[str]:
 
 def test_every_module_is_in_a_layer():
     units = {p.stem if p.parent == PACKAGE else p.relative_to(PACKAGE).parts[0] for p in PACKAGE.rglob("*.py")}
-    assert units - {"__init__", "__main__"} <= set(LAYER_OF), sorted(units - set(LAYER_OF))
+    assert units - {"__init__"} <= set(LAYER_OF), sorted(units - set(LAYER_OF))
 
 
 def test_imports_point_down():

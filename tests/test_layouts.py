@@ -159,7 +159,7 @@ def test_cli_writes_datalist_and_report(tmp_path):
         _brats(tmp_path / "data", f"BraTS2021_{i:05d}", "_", ["flair", "t1", "t1ce", "t2"])
     _brats(tmp_path / "data", "BraTS2021_00009", "_", ["flair", "t1", "t1ce", "t2"], skip=("flair",))
     out = tmp_path / "dl.json"
-    res = subprocess.run([sys.executable, str(REPO / "scripts/prepare_dataset.py"), "brats2021",
+    res = subprocess.run([sys.executable, "-m", "diffusion_anomaly", "prepare-dataset", "brats2021",
                           str(tmp_path / "data"), "--out", str(out), "--fractions", "0.5", "0.25", "0.25"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -167,6 +167,6 @@ def test_cli_writes_datalist_and_report(tmp_path):
     assert "BraTS2021_00009: missing modality file(s) ['flair']" in res.stderr
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["subjects"] == {"training": 2, "validation": 1, "test": 1}
-    bad = subprocess.run([sys.executable, str(REPO / "scripts/prepare_dataset.py"), "ixi", str(tmp_path / "nope"),
+    bad = subprocess.run([sys.executable, "-m", "diffusion_anomaly", "prepare-dataset", "ixi", str(tmp_path / "nope"),
                           "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode == 2 and "nope: data set folder does not exist" in bad.stderr

@@ -12,11 +12,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from diffusion_anomaly.cli import package_bundles as pb
 from diffusion_anomaly.io import save_nifti
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import package_bundles as pb  # noqa: E402
 
 BUNDLES = pb.bundle_names()
 QUICK = {"disyre": ["--roi_size", "[32, 32]"], "synomaly": ["--max_stages", "2"], "intensity_baseline": [],
@@ -114,7 +113,8 @@ def test_content_change_without_version_bump_fails(tmp_path):
     assert "no changelog entry" in " ".join(pb.check_versions(root, manifest, check_git=False))
     meta["changelog"]["9.9.9"] = "docs"
     meta_path.write_text(json.dumps(meta))
-    assert "run scripts/package_bundles.py --update-manifest" in pb.check_versions(root, manifest, check_git=False)[0]
+    problems = pb.check_versions(root, manifest, check_git=False)
+    assert "run python -m diffusion_anomaly package --update-manifest" in problems[0]
     pb.update_manifest(root, manifest)
     assert pb.check_versions(root, manifest, check_git=False) == []
 

@@ -88,7 +88,7 @@ def test_liver_ct_overlay_trains_with_liver_region_and_infers(tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(CONFIGS, bundle / "configs")
     shutil.copytree(tmp_path / "models", bundle / "models")
-    cmd = [sys.executable, str(REPO / "scripts/tune_synomaly.py"), "--bundle", bundle, "--overlay",
+    cmd = [sys.executable, "-m", "diffusion_anomaly", "tune-synomaly", "--bundle", bundle, "--overlay",
            "inference_liver_ct.json", "--datalist", data / "datalist.json", "--stride", "1", "--noise-levels", "100",
            "--kernels", "3", "--thresholds", "0.1", "--min-object-fraction", "0.1", "--out", tmp_path / "tuning.json"]
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=REPO, env=ENV)

@@ -12,7 +12,7 @@ barely moves:
 
 ``x / reference`` puts that tissue at 1; each method then maps ``[0, upper]`` (in reference units) onto its own
 range (``to_range``). Which reference the bundles use is chosen on validation data by
-``scripts/select_standardisation.py``; the model cards say which and why.
+``python -m diffusion_anomaly select-standardisation``; the model cards say which and why.
 """
 
 from __future__ import annotations

@@ -324,7 +324,8 @@ CONSTANT_SETTINGS = ("t_max", "step_stride", "guidance", "reference", "forward",
 
 
 def read_constants(path: str, **settings: Any) -> dict:
-    """``thr_cls`` and ``delta_max`` stored next to the weights by ``scripts/derive_anofpdm_constants.py``.
+    """``thr_cls`` and ``delta_max`` stored next to the weights by
+    ``python -m diffusion_anomaly derive-anofpdm-constants``.
 
     ``settings`` (t_max, step_stride, ...) are compared with those the constants were derived with; a mismatch
     raises, because both constants depend on them.
@@ -336,7 +337,7 @@ def read_constants(path: str, **settings: Any) -> dict:
 
     if not os.path.isfile(path):
         raise InputDataError(path, "AnoFPDM constants file does not exist; derive it with "
-                                   "scripts/derive_anofpdm_constants.py")
+                                   "python -m diffusion_anomaly derive-anofpdm-constants")
     try:
         constants = json.loads(open(path).read())
         thr_cls, delta_max = float(constants["thr_cls"]), [float(v) for v in constants["delta_max"]]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Release zips of every bundle: ``dist/<bundle>_v<version>.zip`` plus ``dist/SHA256SUMS``.
 
 Each zip unzips into ``<bundle>/`` and is self-contained: the bundle's files (without ``runs/``, ``eval/`` and
@@ -12,7 +11,7 @@ so two runs give identical bytes. Files over 25 MB (the model-zoo limit) are lef
 when content changed without a new ``version`` (with a ``changelog`` entry); ``--update-manifest`` records the
 current hashes after a version bump.
 
-Usage: python scripts/package_bundles.py [--dist dist] [--check] [--update-manifest]
+Usage: python -m diffusion_anomaly package [--dist dist] [--check] [--update-manifest]
 """
 
 from __future__ import annotations
@@ -26,11 +25,14 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 PACKAGE = REPO / "shared/diffusion_anomaly"
 MANIFEST = REPO / "bundles/manifest.json"
 SKIP_DIRS = {"runs", "eval", "__pycache__", ".pytest_cache", "dist"}
 SKIP_SUFFIXES = (".pyc", ".tmp")
+# the command-line verbs are the repository's tools, not part of what a bundle runs
+NOT_VENDORED = {"cli", "__main__.py"}
 MAX_BYTES = 25 * 1024 * 1024
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
 
@@ -52,7 +54,9 @@ def _walk(folder: Path, prefix: str) -> list[tuple[str, Path]]:
 
 def bundle_entries(bundle: str, root: Path = REPO / "bundles") -> list[tuple[str, Path]]:
     """``(name in the zip, file)`` for the bundle and the vendored package, sorted."""
-    entries = _walk(root / bundle, bundle) + _walk(PACKAGE, f"{bundle}/diffusion_anomaly")
+    package = [(name, path) for name, path in _walk(PACKAGE, f"{bundle}/diffusion_anomaly")
+               if path.relative_to(PACKAGE).parts[0] not in NOT_VENDORED]
+    entries = _walk(root / bundle, bundle) + package
     return sorted(entries)
 
 
@@ -137,13 +141,14 @@ def check_versions(root: Path = REPO / "bundles", manifest_path: Path = MANIFEST
             problems.append(f"{bundle}: version {version} has no changelog entry")
         recorded = manifest.get(bundle)
         if recorded is None:
-            problems.append(f"{bundle}: not in {manifest_path.name}; run scripts/package_bundles.py --update-manifest")
+            problems.append(f"{bundle}: not in {manifest_path.name}; "
+                            "run python -m diffusion_anomaly package --update-manifest")
         elif recorded["content_sha256"] != current and recorded["version"] == version:
             problems.append(f"{bundle}: content changed but version is still {version}; bump 'version' in "
                             "configs/metadata.json, add a changelog entry, then run --update-manifest")
         elif recorded["content_sha256"] != current or recorded["version"] != version:
             problems.append(f"{bundle}: manifest records version {recorded['version']}, metadata says {version}; "
-                            "run scripts/package_bundles.py --update-manifest")
+                            "run python -m diffusion_anomaly package --update-manifest")
     return problems
 
 
@@ -154,7 +159,7 @@ def update_manifest(root: Path = REPO / "bundles", manifest_path: Path = MANIFES
     return manifest
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dist", type=Path, default=REPO / "dist")
     parser.add_argument("--bundles", nargs="*", help="default: every bundle")
@@ -162,7 +167,7 @@ def main() -> None:
                         help="base URL where files over 25 MB are hosted")
     parser.add_argument("--check", action="store_true", help="only check versions against the manifest")
     parser.add_argument("--update-manifest", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.update_manifest:
         print(json.dumps(update_manifest(), indent=2))
         return

@@ -1,11 +1,10 @@
-#!/usr/bin/env python
 """Choose DISYRE's default score on the validation split: v2 ensemble vs ISBI Algorithm 1 healing.
 
 Both scores run on the same slices of the validation volumes carrying the same seeded synthetic lesions of the
 in-domain benchmark's five families (``configs/train.json``'s ``validate#lesions``, the validation the training
 records); the pooled pixel AP of each is printed and written to ``--out``. No test image is read.
 
-Usage: python scripts/select_disyre_scoring.py [--bundle bundles/disyre] [--weights FILE] [--datalist FILE]
+Usage: python -m diffusion_anomaly select-disyre-scoring [--bundle bundles/disyre] [--weights FILE] [--datalist FILE]
            [--intensity paper|standard] [--out FILE]
 """
 
@@ -20,17 +19,17 @@ from monai.bundle import ConfigParser
 from diffusion_anomaly.inferers import DisyreInferer
 from diffusion_anomaly.networks import load_weights
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles/disyre")
     parser.add_argument("--weights", type=Path, help="default: the bundle's models/model.pt")
     parser.add_argument("--datalist", type=Path, help="default: the bundle's training datalist")
     parser.add_argument("--intensity", choices=["paper", "standard"], help="default: the bundle's")
     parser.add_argument("--out", type=Path, default=REPO / "runs/disyre_scoring_selection.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     config = ConfigParser()
     config.read_config(str(args.bundle / "configs/train.json"))

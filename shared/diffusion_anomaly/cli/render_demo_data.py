@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Render one axial slice per demo case (the slice with the most lesion, else the middle brain slice) to PNG,
 with the brain-mask and lesion contours, so a person can check masks against the anatomy.
 
-Usage: python scripts/render_demo_data.py [--out runs/demo_data_png]
+Usage: python -m diffusion_anomaly render-demo-data [--out runs/demo_data_png]
 """
 
 from __future__ import annotations
@@ -15,14 +14,14 @@ import numpy as np
 from diffusion_anomaly.data import load_datalist, load_volume
 from diffusion_anomaly.io import save_panels_png
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datalist", type=Path, default=REPO / "shared/demo_data/datalist.json")
     parser.add_argument("--out", type=Path, default=REPO / "runs/demo_data_png")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for split in ("training", "validation", "test"):
         for case in load_datalist(args.datalist, split, keys=("image", "brain_mask", "label")):
             image, _ = load_volume(case["image"])

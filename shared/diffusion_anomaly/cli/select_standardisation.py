@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Choose the shared intensity standardisation on healthy training and validation volumes, without any label.
 
 A standardisation is good when the healthy tissue of a new scan lands where the training scans' healthy tissue
@@ -19,7 +18,8 @@ different output ranges compare. The candidate with the smallest mean distance i
 method's published scaling ("disyre": p0-p98 of the volume, "anofpdm": x / p99 of the brain, "synomaly":
 min-max per axial slice) and the shared references ("median", "mode"). No test image is read.
 
-Usage: python scripts/select_standardisation.py [--datalist shared/demo_data/in_domain_benchmark.json] [--out FILE]
+Usage: python -m diffusion_anomaly select-standardisation [--datalist shared/demo_data/in_domain_benchmark.json]
+           [--out FILE]
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from diffusion_anomaly.data.checks import load_volume
 from diffusion_anomaly.io import atomic_write_json
 from diffusion_anomaly.standardisation import minmax_per_slice, percentile_scale, tissue_reference
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 PERCENTILES = np.arange(1, 100)
 
 
@@ -73,7 +74,7 @@ def perturbations(x: np.ndarray, brain: np.ndarray, rng: np.random.Generator):
     yield "scale 0.5", 0.5 * x, none
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datalist", type=Path, default=REPO / "shared/demo_data/in_domain_benchmark.json",
                         help="training and validation splits (default: validation = Colin27 only, so the benchmark "
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=["disyre", "anofpdm", "synomaly", "median", "mode"])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=REPO / "runs/standardisation_selection.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     def volumes(split):
         for entry in load_datalist(args.datalist, split, keys=("image", "brain_mask")):

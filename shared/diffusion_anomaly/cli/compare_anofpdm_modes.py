@@ -1,13 +1,14 @@
-#!/usr/bin/env python
 """Accuracy cost of AnoFPDM's fast mode: full (every t) and fast (step stride) inference on the same test slices.
 
 Every ``--slice-stride``-th test slice with brain is scored by each mode, with the constants derived for that
-mode (``--constants NAME=PATH``; derive them with ``scripts/derive_anofpdm_constants.py --config-override
-step_stride=... --out PATH``). Reported per mode: pixel AP and AUROC inside the brain, Dice of the gated masks
-(pooled over the slices), slice classification accuracy against "slice has lesion", NFE and seconds per slice.
+mode (``--constants NAME=PATH``; derive them with
+``python -m diffusion_anomaly derive-anofpdm-constants --config-override step_stride=... --out PATH``).
+Reported per mode: pixel AP and AUROC inside the brain, Dice of the gated masks (pooled over the slices), slice
+classification accuracy against "slice has lesion", NFE and seconds per slice.
 
-Usage: python scripts/compare_anofpdm_modes.py --mode full=1 --mode fast=10 --constants full=runs/c_full.json
-           --constants fast=bundles/anofpdm/models/constants.json [--slice-stride 6] [--out runs/modes.json]
+Usage: python -m diffusion_anomaly benchmark --what anofpdm-modes --mode full=1 --mode fast=10
+           --constants full=runs/c_full.json --constants fast=bundles/anofpdm/models/constants.json
+           [--slice-stride 6] [--out runs/modes.json]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from diffusion_anomaly.io import atomic_write_json
 from diffusion_anomaly.metrics import dice_from_counts, exact_curve, overlap_counts
 from diffusion_anomaly.networks import load_weights
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
 
 
 def test_slices(config: ConfigParser, stride: int):
@@ -43,14 +44,14 @@ def test_slices(config: ConfigParser, stride: int):
     return volumes
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles/anofpdm")
     parser.add_argument("--mode", action="append", required=True, help="NAME=STEP_STRIDE")
     parser.add_argument("--constants", action="append", required=True, help="NAME=PATH")
     parser.add_argument("--slice-stride", type=int, default=6)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     modes = dict(m.split("=", 1) for m in args.mode)
     constants = dict(c.split("=", 1) for c in args.constants)
 

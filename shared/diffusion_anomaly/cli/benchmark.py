@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Evaluate every bundle (and the intensity baseline) on one datalist and device; print one markdown table.
 
 Each bundle runs its own evaluate workflow through the MONAI bundle CLI in a fresh process:
@@ -8,7 +7,7 @@ and the table is read from the ``metrics.json`` files it writes. Also writes the
 Test cases that carry a ``family`` (the in-domain benchmark, ``shared/demo_data/in_domain_benchmark.json``) also
 get a table per family.
 
-Usage: python scripts/benchmark.py [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
+Usage: python -m diffusion_anomaly benchmark [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
                                    [--device cpu|cuda] [--intensity paper|standard] [--out runs/benchmark]
 """
 
@@ -21,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 COLUMNS = ("method", "AP", "oracle Dice", "Dice @ FPR 5 %", "slice AUROC (mean)", "NFE / slice", "s / volume",
            "peak memory (MB)", "device")
 
@@ -72,7 +72,7 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", help="bundle folder names (default: every bundle with evaluate.json)")
     parser.add_argument("--datalist", type=Path, help="datalist with 'validation' and 'test' splits (default: demo)")
@@ -80,7 +80,7 @@ def main() -> int:
     parser.add_argument("--intensity", choices=("paper", "standard"),
                         help="intensity step of every bundle (default: each bundle's configured one)")
     parser.add_argument("--out", type=Path, default=REPO / "runs/benchmark")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     names = args.bundles or sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/evaluate.json"))
     rows, failed, results = [], [], {}

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Choose Synomaly's inference settings (t_s, blur kernel, threshold) on the validation split, never on test.
 
 The validation volumes are healthy, so lesions are simulated on their axial slices with a generator the model
@@ -8,7 +7,7 @@ per image); the false-positive rate on the healthy pixels of the same slices is 
 setting is written into ``configs/inference.json``, or into the data set's overlay given by ``--overlay``
 (``noise_level``, ``blur_kernel``, ``threshold``, ``fusion``), and the whole grid into ``--out``.
 
-Usage: python scripts/tune_synomaly.py [--bundle bundles/synomaly] [--overlay inference_liver_ct.json]
+Usage: python -m diffusion_anomaly tune-synomaly [--bundle bundles/synomaly] [--overlay inference_liver_ct.json]
            [--datalist /data/lits/datalist.json] [--stride 4] [--noise-levels 100 150 ...]
 """
 
@@ -32,7 +31,7 @@ from diffusion_anomaly.metrics import dice_from_counts, overlap_counts
 from diffusion_anomaly.networks import load_weights
 from diffusion_anomaly.schedulers import DisyreScheduler
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
 
 
 def validation_slices(config: ConfigParser, stride: int, min_fraction: float = 0.15) -> torch.Tensor:
@@ -68,7 +67,7 @@ def add_lesions(slices: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Te
     return lesioned * 2 - 1, labels
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles/synomaly")
     parser.add_argument("--overlay", help="inference overlay in the bundle's configs/ (e.g. inference_liver_ct.json)")
@@ -84,7 +83,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", type=Path, default=REPO / "runs/synomaly_tuning.json")
     parser.add_argument("--dry-run", action="store_true", help="do not write the choice into inference.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     config = ConfigParser()
     target = args.bundle / "configs" / (args.overlay or "inference.json")

