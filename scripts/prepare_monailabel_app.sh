@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=runs/monailabel
 
+bash scripts/setup.sh  # .venv packages the bundles (quick when it is already set up)
 .venv/bin/python -m diffusion_anomaly package
 rm -rf "$OUT/monaibundle" "$OUT/studies"
 mkdir -p "$OUT/studies"
