@@ -182,13 +182,13 @@ def test_prepare_batch_targets_clean_images():
 def test_algorithm1_timesteps_and_identity_network_scores_zero():
     s = DisyreScheduler()
     x = torch.rand(2, 1, 128, 128) + 0.1
-    healing = DisyreInferer(s, mode="healing", step_size=25)
+    healing = DisyreInferer(s, scoring="healing", step_size=25)
     spy = Recorder()
     healing(x, spy)
     assert [sorted(set(c)) for c in spy.calls] == [[100], [75], [50], [25]]
     assert healing.nfe == 4 * 2
     for mode in ("healing", "ensemble"):
-        out = DisyreInferer(s, mode=mode)(x, Identity())
+        out = DisyreInferer(s, scoring=mode)(x, Identity())
         assert float(out["pred"].abs().max()) == 0.0
         assert torch.allclose(out["restoration"], x, atol=1e-6)
 
@@ -198,7 +198,7 @@ def test_algorithm1_score_by_hand():
     (the reference's multi-step-restoration divides the accumulated score by the number of steps)."""
     s = DisyreScheduler()
     x = torch.full((1, 1, 128, 128), 0.8)
-    out = DisyreInferer(s, mode="healing", foreground_weighting=False)(x, Recorder(0.5))
+    out = DisyreInferer(s, scoring="healing", foreground_weighting=False)(x, Recorder(0.5))
     cur, expected = 0.8, 0.0
     for t_next in (75, 50, 25, None):
         x0 = 0.5 * cur
@@ -211,7 +211,7 @@ def test_algorithm1_score_by_hand():
 
 def test_ensemble_is_mean_of_single_steps_at_the_levels():
     s = DisyreScheduler()
-    inferer = DisyreInferer(s, mode="ensemble", alphas=(0.05, 0.73), foreground_weighting=False)
+    inferer = DisyreInferer(s, scoring="ensemble", alphas=(0.05, 0.73), foreground_weighting=False)
     spy = Recorder(0.25)
     x = torch.full((1, 1, 128, 128), 0.4)
     out = inferer(x, spy)
@@ -261,8 +261,8 @@ def test_traced_export_matches_eager():
 
 
 def test_bad_inputs_to_inferer():
-    with pytest.raises(ValueError, match="mode"):
-        DisyreInferer(DisyreScheduler(), mode="magic")
+    with pytest.raises(ValueError, match="scoring"):
+        DisyreInferer(DisyreScheduler(), scoring="magic")
     with pytest.raises(ValueError, match="expected"):
         DisyreInferer(DisyreScheduler())(torch.rand(1, 128, 128), Identity())
 
@@ -326,7 +326,7 @@ def test_window_grid_and_blending_equal_the_reference_pipeline(shape):
     h, w = shape
     image[5 : 5 + h, 7 : 7 + w] = torch.rand(h, w, generator=g) * 0.9 + 0.05
     image[20:24, 10:30] = 0  # holes inside the brain stay background
-    inferer = DisyreInferer(DisyreScheduler(), mode="ensemble", alphas=(0.05, 0.73), roi_size=(32, 32))
+    inferer = DisyreInferer(DisyreScheduler(), scoring="ensemble", alphas=(0.05, 0.73), roi_size=(32, 32))
     ours = inferer(image[None, None], WindowMean())["pred"][0, 0]
     expected = _reference_map(image, levels=(10, 50))
     assert float((ours - expected).abs().max()) < 1e-5
@@ -339,7 +339,7 @@ def test_volume_windows_use_the_volume_bounding_box():
     vol = torch.zeros(1, 1, 60, 70, 4)
     vol[0, 0, 10:50, 5:45, 1] = torch.rand(40, 40, generator=g) + 0.1
     vol[0, 0, 15:40, 20:66, 2] = torch.rand(25, 46, generator=g) + 0.1
-    inferer = DisyreInferer(DisyreScheduler(), mode="ensemble", alphas=(0.27,), roi_size=(32, 32))
+    inferer = DisyreInferer(DisyreScheduler(), scoring="ensemble", alphas=(0.27,), roi_size=(32, 32))
     out = inferer(vol, WindowMean())["pred"]
     assert float(out[..., 0].abs().max()) == 0.0 and float(out[..., 3].abs().max()) == 0.0
     # a 2-D batch of the volume's slices shares one box, the union of both slices' boxes: same windows

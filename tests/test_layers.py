@@ -6,8 +6,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "shared/diffusion_anomaly"
 LAYERS = {
-    0: {"errors", "settings", "ops", "naming", "progress", "bundle"},
-    1: {"standardisation", "postprocess", "io", "metrics", "schedulers", "networks"},
+    0: {"errors", "settings", "ops", "naming", "progress"},
+    1: {"bundle", "standardisation", "postprocess", "io", "metrics", "schedulers", "networks"},
     2: {"data", "corruptions"},
     3: {"transforms", "samplers", "inferers"},
     4: {"training", "engines"},

@@ -28,3 +28,14 @@ def bundle_root() -> str:
     if (package.parent / "configs" / "metadata.json").is_file():
         return str(package.parent)
     return os.getcwd()
+
+
+def gpu_amp(amp: bool | str) -> bool:
+    """The bundles' ``amp`` setting as a trainer needs it: bf16 autocast only where CUDA is available (MONAI's
+    ``SupervisedTrainer`` would otherwise set up CUDA autocast and a gradient scaler on a CPU). Accepts the CLI's
+    "true"/"false" strings."""
+    import torch
+
+    from .settings import check_bool
+
+    return check_bool("amp", amp) and torch.cuda.is_available()

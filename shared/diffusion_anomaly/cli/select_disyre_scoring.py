@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     validation.network = network
     results = {}
     for mode in ("ensemble", "healing"):
-        validation.inferer = DisyreInferer(config.get_parsed_content("scheduler"), mode=mode, progress=False)
+        validation.inferer = DisyreInferer(config.get_parsed_content("scheduler"), scoring=mode, progress=False)
         results[mode] = validation.scores()
         per_family = ", ".join(f"{f} {v:.3f}" for f, v in results[mode]["per_family"].items())
         print(f"{mode}: synthetic-lesion pixel AP on validation = {results[mode]['ap']:.4f} ({per_family})")

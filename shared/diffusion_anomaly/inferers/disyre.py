@@ -1,11 +1,11 @@
 """DISYRE scoring: heal the image with the restoration network and accumulate how much it changed.
 
-Two scores (both from the papers, chosen by ``mode``):
+Two scores (both from the papers, chosen by ``scoring``):
 * "ensemble" (DISYRE v2, the reference code's default): mean over corruption strengths alpha of
   |x - P(x, t(alpha))|, single steps from the input, all levels in one batched network call.
 * "healing" (ISBI Algorithm 1): from t = T down in steps of ``step_size``: x0 = P(x_cur, t);
   AS += |x0 - x_cur|; x_cur = (1 - alpha_next) x0 + alpha_next x_cur; the map is AS / (number of steps), the
-  mean as in the reference code, so that both modes' thresholds live on the same scale.
+  mean as in the reference code, so that both scores' thresholds live on the same scale.
 Full slices go through sliding windows (roi 128, overlap 0.75, Gaussian blending with sigma 0.125 of the roi)
 on the reference's window grid: the input is cropped to the bounding box of its foreground (> 0; per volume,
 or over a batch of 2-D slices, which the reference feeds one volume at a time), then zero-padded evenly to at
@@ -31,7 +31,7 @@ from ..progress import SliceProgress
 from ..schedulers.disyre import DisyreScheduler
 from ..settings import check_bool, check_float, check_int
 
-MODES = ("ensemble", "healing")
+SCORINGS = ("ensemble", "healing")
 V2_ALPHAS = (0.005, 0.05, 0.27, 0.73)
 
 
@@ -54,7 +54,7 @@ class DisyreInferer(Inferer):
 
     Args:
         scheduler: the DISYRE schedule the network was trained with.
-        mode: "ensemble" (v2 mean of single-step restorations; the reference default) or "healing" (ISBI
+        scoring: "ensemble" (v2 mean of single-step restorations; the reference default) or "healing" (ISBI
             Algorithm 1, mean over its steps).
         alphas: corruption strengths of the ensemble levels (reference levels 0.005, 0.05, 0.27, 0.73).
         step_size: healing step S of Algorithm 1 (T = 100, S = 25 evaluates t = 100, 75, 50, 25).
@@ -73,7 +73,7 @@ class DisyreInferer(Inferer):
     def __init__(
         self,
         scheduler: DisyreScheduler,
-        mode: str = "ensemble",
+        scoring: str = "ensemble",
         alphas: Sequence[float] = V2_ALPHAS,
         step_size: int = 25,
         roi_size: Sequence[int] = (128, 128),
@@ -87,8 +87,8 @@ class DisyreInferer(Inferer):
         progress: bool = True,
     ):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if scoring not in SCORINGS:
+            raise ValueError(f"setting 'scoring' must be one of {SCORINGS}, got {scoring!r}")
         overlap = check_float("overlap", overlap, 0.0, 0.999)
         sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
         foreground_weighting = check_bool("foreground_weighting", foreground_weighting)
@@ -100,7 +100,7 @@ class DisyreInferer(Inferer):
         alphas = [check_float("alphas", a, 0.0, 1.0) for a in alphas]
         if len(alphas) == 0:
             raise ValueError("setting 'alphas' needs at least one corruption strength")
-        self.scheduler, self.mode = scheduler, mode
+        self.scheduler, self.scoring = scheduler, scoring
         self.timesteps = [scheduler.timestep_for_alpha(a) for a in alphas]
         self.healing_timesteps = [int(t) for t in scheduler.set_timesteps(step_size)]
         self.foreground_weighting, self.channels_last, self.cpu_bf16 = foreground_weighting, channels_last, cpu_bf16
@@ -115,7 +115,7 @@ class DisyreInferer(Inferer):
 
     @property
     def steps_per_window(self) -> int:
-        return len(self.timesteps) if self.mode == "ensemble" else len(self.healing_timesteps)
+        return len(self.timesteps) if self.scoring == "ensemble" else len(self.healing_timesteps)
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
         if inputs.ndim not in (4, 5):
@@ -174,7 +174,7 @@ class DisyreInferer(Inferer):
 
     def restore(self, x: torch.Tensor, network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """Score and restoration of windows that all contain foreground."""
-        if self.mode == "ensemble":
+        if self.scoring == "ensemble":
             n = len(self.timesteps)
             t = torch.tensor(self.timesteps, device=x.device).repeat_interleave(len(x))
             x0 = self._network(network, x.repeat(n, 1, 1, 1), t).view(n, *x.shape)

@@ -16,22 +16,22 @@ class IntensityInferer(Inferer):
     Returns ``{"pred": map}``, like every inferer of the package.
 
     Args:
-        mode: "intensity" or "deviation".
+        scoring: "intensity" or "deviation".
         channel: which input channel is scored.
     """
 
-    def __init__(self, mode: str = "intensity", channel: int = 0):
+    def __init__(self, scoring: str = "intensity", channel: int = 0):
         super().__init__()
-        if mode not in ("intensity", "deviation"):
-            raise ValueError(f"mode must be 'intensity' or 'deviation', got {mode!r}")
-        self.mode, self.channel = mode, channel
+        if scoring not in ("intensity", "deviation"):
+            raise ValueError(f"setting 'scoring' must be 'intensity' or 'deviation', got {scoring!r}")
+        self.scoring, self.channel = scoring, channel
 
     def __call__(self, inputs: torch.Tensor, network: Any = None, *args: Any, **kwargs: Any) -> dict:
         return {"pred": self.score(inputs)}
 
     def score(self, inputs: torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(inputs)[:, self.channel : self.channel + 1].float()
-        if self.mode == "intensity":
+        if self.scoring == "intensity":
             return x
         out = torch.zeros_like(x)
         for b in range(x.shape[0]):
