@@ -224,8 +224,8 @@ def test_ddim_forward_matches_ddpm_when_predictions_ignore_the_latent():
     path still costs 2 NFE per step (it reuses the null-label eps of the guidance)."""
     clean, pattern = case(3)
     net = KnownPredictions(clean, pattern, bump(6), lambda t: 0.02)
-    ddpm = inferer(forward="ddpm").forward_pass(clean, net)
-    ddim_inferer = inferer(forward="ddim")
+    ddpm = inferer(forward_process="ddpm").forward_pass(clean, net)
+    ddim_inferer = inferer(forward_process="ddim")
     ddim = ddim_inferer.forward_pass(clean, net)
     torch.testing.assert_close(ddim.maps, ddpm.maps, rtol=1e-3, atol=1e-6)
     torch.testing.assert_close(ddim.end_index, ddpm.end_index)
@@ -255,7 +255,7 @@ def test_ddim_reference_encoding_reproduces_the_reference_formula():
 
     clean, _ = case(4)
     net = LatentDependentEps()
-    inf = inferer(forward="ddim_reference", t_max=6)
+    inf = inferer(forward_process="ddim_reference", t_max=6)
     inf.forward_pass(clean, net)
     abar = SCHEDULER.alphas_cumprod.double()
     x = clean.double()
@@ -272,9 +272,9 @@ def test_ddim_reference_encoding_reproduces_the_reference_formula():
     for got, want in zip(net.paired_inputs, expected):
         torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-5)
     assert inf.nfe == 2 * 6 + 5  # the extra null-label call at every t >= 1
-    ours = inferer(forward="ddim", t_max=6)
+    ours = inferer(forward_process="ddim", t_max=6)
     ours_net = LatentDependentEps()
     ours.forward_pass(clean, ours_net)
     assert float((ours_net.paired_inputs[5] - net.paired_inputs[5]).abs().max()) > 1e-4  # the paths differ
     with pytest.raises(ValueError, match="step_stride"):
-        inferer(forward="ddim_reference", step_stride=2)
+        inferer(forward_process="ddim_reference", step_stride=2)

@@ -95,12 +95,12 @@ class AnoFPDMInferer(Inferer):
         step_stride: use every ``step_stride``-th t (fast mode; 1 = the full method).
         guidance: w of the healthy-guided prediction.
         reference: "healthy" (eps_c, w = 0; reference code, default) or "null" (eps_null; paper figure).
-        forward: "ddpm" (fresh noise every step; default), "ddim" (deterministic encoding with the null-label eps
-            of the previous step, 2 NFE per step: x_t' = sqrt(abar_t') x0_null + sqrt(1 - abar_t') eps_null, eps
-            as predicted) or "ddim_reference" (the reference code's encoding, for matching its numbers: at each
-            t >= 1 an extra null-label call at timestep t on the previous latent, eps re-derived from the clipped
-            x0, and the result taken to level t + 1 while it is scored at t, an off-by-one; 3 NFE per step,
-            step_stride 1 only).
+        forward_process: "ddpm" (fresh noise every step; default), "ddim" (deterministic encoding with the
+            null-label eps of the previous step, 2 NFE per step:
+            x_t' = sqrt(abar_t') x0_null + sqrt(1 - abar_t') eps_null, eps as predicted) or "ddim_reference"
+            (the reference code's encoding, for matching its numbers: at each t >= 1 an extra null-label call at
+            timestep t on the previous latent, eps re-derived from the clipped x0, and the result taken to level
+            t + 1 while it is scored at t, an off-by-one; 3 NFE per step, step_stride 1 only).
         modalities: channel indices scored (e.g. FLAIR and T2 of [FLAIR, T1, T1ce, T2]: [0, 3]); None = all.
         quantile_range: (a, b) of the dynamic quantile grid.
         median_size: median filter size of the final map.
@@ -116,7 +116,7 @@ class AnoFPDMInferer(Inferer):
     """
 
     def __init__(self, scheduler: Any, thr_cls: float, delta_max: float | Sequence[float], t_max: int = 600,
-                 step_stride: int = 1, guidance: float = 2.0, reference: str = "healthy", forward: str = "ddpm",
+                 step_stride: int = 1, guidance: float = 2.0, reference: str = "healthy", forward_process: str = "ddpm",
                  modalities: Sequence[int] | None = None, quantile_range: Sequence[float] = (0.90, 0.98),
                  median_size: int = 5, max_component: int = 40, gate: bool = True, slice_batch_size: int = 32,
                  divisible: int = 16, axial_dim: int = 2, downsample: int = 1, seed: int = 0,
@@ -137,13 +137,13 @@ class AnoFPDMInferer(Inferer):
             raise ValueError(f"setting 'quantile_range' must be (low, high) with low <= high, got {quantile_range}")
         if reference not in ("healthy", "null"):
             raise ValueError(f"reference must be 'healthy' or 'null', got {reference!r}")
-        if forward not in FORWARD_PROCESSES:
-            raise ValueError(f"forward must be one of {FORWARD_PROCESSES}, got {forward!r}")
-        if forward == "ddim_reference" and step_stride != 1:
-            raise ValueError("forward='ddim_reference' reproduces the reference's full pass: it needs step_stride=1, "
-                             f"got {step_stride}")
+        if forward_process not in FORWARD_PROCESSES:
+            raise ValueError(f"setting 'forward_process' must be one of {FORWARD_PROCESSES}, got {forward_process!r}")
+        if forward_process == "ddim_reference" and step_stride != 1:
+            raise ValueError("forward_process='ddim_reference' reproduces the reference's full pass: it needs "
+                             f"step_stride=1, got {step_stride}")
         self.scheduler, self.t_max, self.step_stride = scheduler, t_max, step_stride
-        self.guidance, self.reference, self.forward = float(guidance), reference, forward
+        self.guidance, self.reference, self.forward_process = float(guidance), reference, forward_process
         self.modalities = None if modalities is None else [int(m) for m in modalities]
         self.thr_cls = float(thr_cls)
         self.delta_max = torch.as_tensor(delta_max, dtype=torch.float32).flatten()
@@ -211,10 +211,10 @@ class AnoFPDMInferer(Inferer):
         mse_h, mse_r = torch.zeros((n, len(steps)), device=x.device), torch.zeros((n, len(steps)), device=x.device)
         x_t = None
         for k, t in enumerate(steps):
-            if self.forward == "ddpm" or k == 0:
+            if self.forward_process == "ddpm" or k == 0:
                 x_t = self.scheduler.add_noise(x.float(), seeded_noise(seeds, x.shape[1:], k, x.device),
                                                torch.full((n,), t, dtype=torch.long, device=x.device))
-            elif self.forward == "ddim_reference":
+            elif self.forward_process == "ddim_reference":
                 x_t = self.reference_ddim_encode(network, x_t, t)
             eps_c, eps_null = self.predict(network, x_t, t)
             x0_h = self._x0(x_t, guided_noise(eps_c, eps_null, self.guidance), t)
@@ -232,7 +232,7 @@ class AnoFPDMInferer(Inferer):
             if k == 0:
                 first = sub.clone()
             running += sub
-            if self.forward == "ddim" and k + 1 < len(steps):
+            if self.forward_process == "ddim" and k + 1 < len(steps):
                 # deterministic encoding: x_{t'} = sqrt(abar_t') x0_null + sqrt(1 - abar_t') eps_null
                 t_next = steps[k + 1]
                 x0_null = self._x0(x_t, eps_null, t)
@@ -319,7 +319,7 @@ class AnoFPDMInferer(Inferer):
         mask = self.mask(score, theta, label, self.downsample)
         return {"pred": score, "mask": mask, "slice_label": label, "end_step": end_step, "similarity": similarity}
 
-CONSTANT_SETTINGS = ("t_max", "step_stride", "guidance", "reference", "forward", "modalities", "downsample",
+CONSTANT_SETTINGS = ("t_max", "step_stride", "guidance", "reference", "forward_process", "modalities", "downsample",
                      "intensity")
 
 
