@@ -7,7 +7,7 @@ from monai.data import MetaTensor
 from monai.transforms import CropForegroundd
 
 from diffusion_anomaly.errors import InputDataError
-from diffusion_anomaly.transforms import ApplyMaskd, CheckInputd, ScalePercentiled, SliceMinMaxd
+from diffusion_anomaly.transforms import CheckInputd, ScalePercentiled, SliceMinMaxd
 
 
 def _img(arr, name="vol.nii.gz"):
@@ -86,14 +86,19 @@ def test_slice_minmax_per_axial_slice(rng):
     assert two_d.min() == 0.0 and two_d.max() == 1.0
 
 
-def test_apply_mask_zeroes_outside_and_checks_shape():
-    x = _img(np.full((2, 4, 4, 4), 3.0))
-    m = np.zeros((1, 4, 4, 4))
-    m[0, 1:3, 1:3, 1:3] = 1
-    out = ApplyMaskd("image")({"image": x, "brain_mask": _img(m, "m.nii")})["image"]
-    assert float(out.sum()) == 2 * 8 * 3.0
-    with pytest.raises(InputDataError, match="m.nii: spatial shape"):
-        ApplyMaskd("image")({"image": x, "brain_mask": _img(np.ones((1, 4, 4, 5)), "m.nii")})
+def test_monai_mask_intensity_equals_the_former_apply_mask():
+    """ApplyMaskd (ours, x * (mask > 0)) was replaced by MONAI's MaskIntensityd: the same numbers, meta kept."""
+    from monai.transforms import MaskIntensityd
+
+    rng = np.random.default_rng(0)
+    x = _img(rng.normal(size=(2, 6, 5, 4)).astype(np.float32))
+    m = (rng.random((1, 6, 5, 4)) > 0.4).astype(np.float32) * rng.uniform(0.5, 2, (1, 6, 5, 4)).astype(np.float32)
+    out = MaskIntensityd("image", mask_key="brain_mask")({"image": x, "brain_mask": _img(m, "m.nii")})["image"]
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(x) * (m > 0))
+    assert isinstance(out, MetaTensor) and out.meta["filename_or_obj"] == x.meta["filename_or_obj"]
+    with pytest.raises(InputDataError, match="m.nii: spatial shape"):  # the check that names files stays ours
+        CheckInputd("image", spatial_dims=3, mask_keys=("brain_mask",))(
+            {"image": x, "brain_mask": _img(np.ones((1, 6, 5, 3)), "m.nii")})
 
 
 def test_check_input_rejects_bad_volumes():
@@ -151,3 +156,18 @@ def test_label_map_uses_the_threshold_when_set_else_the_method_mask():
 
     assert label(0.5).tolist() == [[[0, 1], [1, 0]]]  # the calibrated threshold wins
     assert label(None).tolist() == [[[1, 0], [0, 0]]]  # else the method's own mask
+
+
+def test_mask_bounding_box_is_monais_box_with_a_margin():
+    from diffusion_anomaly.data import mask_bounding_box
+
+    rng = np.random.default_rng(3)
+    for margin in (0, 2, 7):
+        mask = np.zeros((20, 17, 9), bool)
+        mask[rng.integers(0, 20, 5), rng.integers(0, 17, 5), rng.integers(0, 9, 5)] = True
+        nz = np.nonzero(mask)
+        expected = tuple(slice(max(int(i.min()) - margin, 0), min(int(i.max()) + 1 + margin, n))
+                         for i, n in zip(nz, mask.shape))
+        assert mask_bounding_box(mask, margin) == expected
+    with pytest.raises(ValueError, match="empty"):
+        mask_bounding_box(np.zeros((4, 4, 4)))

@@ -54,6 +54,10 @@ def reflect101_indices(size: int, radius: int, device: torch.device | str = "cpu
 def separable_blur2d(x: torch.Tensor, kernel: torch.Tensor, padding: str = "reflect") -> torch.Tensor:
     """Convolve the last two dims of ``x`` (any leading shape) with the odd 1-D ``kernel`` along each axis.
 
+    Why not MONAI's ``separable_filtering``: its "reflect" padding is torch's, which refuses a kernel radius as
+    large as the image (Synomaly's blur kernels, 4 sigma wide, can exceed small slices); OpenCV's reflect-101,
+    which the reference uses, is repeated here as often as needed.
+
     ``padding`` is "reflect" (reflect-101, OpenCV's default border) or "zeros".
     """
     if padding not in ("reflect", "zeros"):

@@ -2,6 +2,9 @@
 
 Without them a negative batch size gave all-zero maps with exit code 0 (Synomaly), an ``UnboundLocalError`` per
 case (DISYRE) or a ``torch.cat`` error per case (AnoFPDM).
+
+Why not MONAI's ``look_up_option``: it suggests the closest option but does not name the setting ("By 'x', did
+you mean 'y'?"), and a user running ``monai.bundle run --scoring ...`` needs to know which setting was wrong.
 """
 
 from __future__ import annotations

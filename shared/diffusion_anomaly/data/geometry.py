@@ -24,14 +24,15 @@ def to_ras_spacing(
 
 
 def mask_bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
-    """Slices of the smallest box holding every non-zero voxel of ``mask``, grown by ``margin`` (clipped)."""
-    nz = np.nonzero(mask)
-    if len(nz[0]) == 0:
+    """Slices of the smallest box holding every non-zero voxel of ``mask``, grown by ``margin`` (clipped): MONAI's
+    ``generate_spatial_bounding_box``, as slices, refusing an empty mask (MONAI returns an empty box)."""
+    from monai.transforms.utils import generate_spatial_bounding_box
+
+    start, end = generate_spatial_bounding_box(np.asarray(mask)[None], select_fn=lambda v: v != 0, margin=margin,
+                                               allow_smaller=True)  # clipped to the image
+    if any(e <= s for s, e in zip(start, end)):
         raise ValueError("mask is empty, no bounding box")
-    return tuple(
-        slice(max(int(idx.min()) - margin, 0), min(int(idx.max()) + 1 + margin, size))
-        for idx, size in zip(nz, mask.shape)
-    )
+    return tuple(slice(int(s), int(e)) for s, e in zip(start, end))
 
 
 def crop_affine(affine: np.ndarray, box: Sequence[slice]) -> np.ndarray:

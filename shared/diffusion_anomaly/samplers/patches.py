@@ -18,6 +18,11 @@ class RandForegroundPatchd(Randomizable, MapTransform):
     lies inside the (padded) image; with no foreground the centre is uniform over the valid positions.
     Works on channel-first 2-D (C, H, W) or 3-D (C, H, W, D) items.
 
+    Why not MONAI's ``SpatialPadd`` + ``RandCropByPosNegLabeld(pos=1, neg=0)``: the pair crops the same kind of
+    patch but draws its centres differently (its own sampling of foreground indices and border handling), so the
+    training patches of the running demo-weight trainings would change under them; the swap belongs with the
+    next retraining from scratch, not in a refactor that must keep every result equal.
+
     Args:
         keys: keys to crop (all must share the spatial shape of ``source_key``).
         patch_size: spatial size of the patch.

@@ -176,6 +176,10 @@ class ExponentialMovingAverage:
 
     ``module`` is the averaged network (save it as the model); ``state_dict``/``load_state_dict`` make the
     average part of a resume checkpoint. Buffers are copied, not averaged.
+
+    Why not ignite's ``EMAHandler``: its momentum warm-up and its own ``ema_model`` would change the averaged
+    weights of the AnoFPDM run in progress (resumed from checkpoints holding this object's state); it is the
+    natural replacement at the next retraining from scratch.
     """
 
     def __init__(self, network: torch.nn.Module, decay: float = 0.9999):

@@ -4,7 +4,7 @@ from .intensity import Clipd, ScalePercentiled, SliceMinMaxd
 from .labelmap import LabelMapd, UnpackInfererOutputd
 from .labels import ImageLabeld, RandTumourd
 from .loading import LoadImagesIfGivend
-from .mask import ApplyMaskd, EnsureBrainMaskd
+from .mask import EnsureBrainMaskd
 from .standardise import StandardiseIntensityd, intensity_scaling, range_change
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
 
@@ -19,7 +19,6 @@ __all__ = [
     "LabelMapd",
     "UnpackInfererOutputd",
     "RandTumourd",
-    "ApplyMaskd",
     "EnsureBrainMaskd",
     "median_filter_slices",
     "StandardiseIntensityd",

@@ -43,6 +43,10 @@ class ScalePercentiled(MapTransform):
         floor: values below it are raised to it first (DISYRE's reference clips negatives: ``floor=0``, so that
             p0 is 0 and the zero background stays exactly 0; without it, a few negative brain voxels make p0
             negative and lift the whole background above 0).
+
+    Why not MONAI's ``ScaleIntensityRangePercentilesd``: it takes the percentiles over every voxel, with no mask
+    (AnoFPDM's p99 is over the brain only), no ``floor`` and no "keep 0 at 0" lower reference; and it fails on
+    degenerate percentiles without naming the file.
     """
 
     def __init__(
@@ -92,6 +96,9 @@ class SliceMinMaxd(MapTransform):
 
     On a 2-D image (C, H, W) with ``axis=None`` this rescales each channel of the whole slice, as Synomaly
     and AnoFPDM do per slice. A constant slice (e.g. empty background) is set to ``b_min``.
+
+    Why not MONAI's ``ScaleIntensityd(channel_wise=True)``: it rescales per channel over the whole volume; the
+    papers rescale every axial slice of a volume on its own.
     """
 
     def __init__(

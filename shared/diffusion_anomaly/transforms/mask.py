@@ -1,31 +1,11 @@
-"""Brain-mask application: zero everything outside the mask (skull, background)."""
+"""The brain mask a case may lack. Zeroing outside it is MONAI's ``MaskIntensityd`` (shapes are checked, with file
+names, by ``CheckInputd`` before)."""
 
 from __future__ import annotations
 
 from typing import Mapping
 
-from monai.config import KeysCollection
 from monai.transforms import MapTransform
-
-from ..data.checks import check_same_spatial_shape
-from .checks import source_name
-
-
-class ApplyMaskd(MapTransform):
-    """Multiply ``keys`` by ``mask_key > 0`` (broadcast over channels); shapes must match."""
-
-    def __init__(self, keys: KeysCollection, mask_key: str = "brain_mask", allow_missing_keys: bool = False):
-        super().__init__(keys, allow_missing_keys)
-        self.mask_key = mask_key
-
-    def __call__(self, data: Mapping) -> dict:
-        d = dict(data)
-        mask = d[self.mask_key]
-        for key in self.key_iterator(d):
-            check_same_spatial_shape(d[key].shape[1:], mask.shape[1:], source_name(d, key),
-                                     source_name(d, self.mask_key))
-            d[key] = d[key] * (mask > 0).to(d[key].dtype) if hasattr(mask, "to") else d[key] * (mask > 0)
-        return d
 
 
 class EnsureBrainMaskd(MapTransform):

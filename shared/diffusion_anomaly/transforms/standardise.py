@@ -17,7 +17,7 @@ from .intensity import ScalePercentiled, SliceMinMaxd, _as_tensor, like
 class StandardiseIntensityd(MapTransform):
     """Per channel: reference = ``tissue_reference`` of the voxels inside ``mask_key``; then
     ``[0, upper * reference]`` -> ``[b_min, b_max]`` (clipped unless ``clip`` is False). Outside the mask the
-    image is expected to be 0 (``ApplyMaskd`` first), so the background lands on ``b_min``.
+    image is expected to be 0 (MONAI's ``MaskIntensityd`` first), so the background lands on ``b_min``.
 
     Args:
         keys: image keys.
