@@ -100,6 +100,6 @@ def test_threshold_choice_minimises_misclassifications():
     assert thr == pytest.approx(grid[[errors(c) for c in grid].index(errors(thr))])
 
 
-def test_missing_constants_error_names_the_script(tmp_path):
-    with pytest.raises(InputDataError, match="derive_anofpdm_constants"):
+def test_missing_constants_error_names_the_command(tmp_path):
+    with pytest.raises(InputDataError, match="python -m diffusion_anomaly derive-anofpdm-constants"):
         read_constants(str(tmp_path / "constants.json"))
