@@ -1,3 +1,3 @@
-from .case_runner import CaseRunner, case_name, describe_error, infer_item, input_error
+from .case_runner import CaseOutcome, CaseRunner, case_name, describe_error, infer_item, input_error, run_cases
 
-__all__ = ["CaseRunner", "case_name", "describe_error", "infer_item", "input_error"]
+__all__ = ["CaseOutcome", "CaseRunner", "case_name", "describe_error", "infer_item", "input_error", "run_cases"]

@@ -7,8 +7,9 @@ import os
 import shutil
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from monai.data import MetaTensor, list_data_collate
@@ -84,6 +85,52 @@ def infer_item(
     return result
 
 
+@dataclass
+class CaseOutcome:
+    """One case of :func:`run_cases`: the inferred (and post-processed) ``item``, or the ``error`` that stopped it."""
+
+    name: str
+    item: dict | None = None
+    seconds: float = 0.0
+    nfe: int = 0
+    error: BaseException | None = None
+    source: str | None = None  # the case's image file(s), for the error message
+
+
+def run_cases(dataset: Any, inferer: Inferer, network: torch.nn.Module | None, device: torch.device | str = "cpu",
+              amp: bool = True, postprocessing: Callable | None = None, desc: str = "cases", progress: bool = True,
+              skip: Callable[[str], bool] | None = None) -> Iterator[CaseOutcome]:
+    """The one per-case loop of inference and evaluation: read and check a case's files, infer, post-process.
+
+    A case whose files cannot be read or checked, or whose data makes inference fail (``input_error``), comes back
+    with its ``error`` and the loop goes on; any other error (a typo in a config key, a broken transform) would fail
+    every case, so it is raised with its traceback. ``skip(name)`` true: the case is not processed. The inferer's
+    ``nfe`` counter (network evaluations), when it has one, is reported per case.
+    """
+    data = getattr(dataset, "data", [None] * len(dataset))
+    for index in tqdm(range(len(dataset)), desc=desc, unit="case", disable=not progress):
+        name = case_name(data[index]) if isinstance(data[index], Mapping) else str(index)
+        if skip is not None and skip(name):
+            continue
+        start = time.perf_counter()
+        try:
+            prepared = dataset[index]
+        except Exception as err:
+            yield CaseOutcome(name, error=err, source=image_source(data[index]))
+            continue
+        nfe_before = getattr(inferer, "nfe", 0)
+        try:
+            item = infer_item(prepared, inferer, network, device, amp)
+            if postprocessing is not None:
+                postprocessing(item)
+        except Exception as err:
+            if input_error(err) is None:
+                raise
+            yield CaseOutcome(name, error=err)
+            continue
+        yield CaseOutcome(name, item, time.perf_counter() - start, getattr(inferer, "nfe", 0) - nfe_before)
+
+
 def _read_failures(path: Path) -> list[dict]:
     """An earlier run's ``failures.json`` (empty if absent or unreadable)."""
     try:
@@ -97,7 +144,9 @@ class CaseRunner:
     """Preprocess, infer and post-process (e.g. invert and save) every case of ``dataset`` in turn.
 
     A case whose preprocessing, inference or writing fails is recorded in ``<output_dir>/failures.json`` with
-    the error (bad input errors name the file) and skipped. Used as the ``evaluator`` of inference configs.
+    the error (bad input errors name the file) and skipped. The ``runner`` of inference configs (aliased as
+    ``evaluator``, the id MONAI's bundle workflow requires). The per-case loop is :func:`run_cases`, which the
+    evaluation shares.
 
     Args:
         dataset: a MONAI ``Dataset`` whose transform is the bundle's preprocessing.
@@ -151,35 +200,23 @@ class CaseRunner:
             earlier = _read_failures(self.output_dir / "failures.json")
         if self.network is not None:
             self.network.eval()
-        done, failed, skipped, seconds = [], [], [], []
+        done, failed, seconds = [], [], []
         data = getattr(self.dataset, "data", [None] * len(self.dataset))
         names = [case_name(d) if isinstance(d, Mapping) else str(i) for i, d in enumerate(data)]
         retry = {f.get("case") for f in earlier}
-        for index in tqdm(range(len(self.dataset)), desc="cases", unit="case", disable=not self.progress):
-            name = names[index]
-            if self.skip_existing and self.output_dir is not None and name not in retry \
-                    and (self.output_dir / name / "pred.nii.gz").is_file():
-                skipped.append(name)
+
+        def already_done(name: str) -> bool:
+            return self.skip_existing and self.output_dir is not None and name not in retry \
+                and (self.output_dir / name / "pred.nii.gz").is_file()
+
+        skipped = [name for name in names if already_done(name)]
+        for outcome in run_cases(self.dataset, self.inferer, self.network, self.device, self.amp,
+                                 self.postprocessing, progress=self.progress, skip=already_done):
+            if outcome.error is not None:
+                self._record_failure(failed, outcome.name, outcome.error, outcome.source)
                 continue
-            start = time.perf_counter()
-            try:
-                prepared = self.dataset[index]  # reading and checking the case's files: a bad case is recorded
-            except Exception as err:
-                self._record_failure(failed, name, err, image_source(data[index]))
-                continue
-            try:
-                item = infer_item(prepared, self.inferer, self.network, self.device, self.amp)
-                if self.postprocessing is not None:
-                    self.postprocessing(item)
-            except Exception as err:
-                # only a data problem is per case; any other error (a typo in a config key, a broken transform)
-                # would fail every case, so it stops the run with its traceback
-                if input_error(err) is None:
-                    raise
-                self._record_failure(failed, name, err)
-                continue
-            seconds.append(time.perf_counter() - start)
-            done.append(name)
+            seconds.append(outcome.seconds)
+            done.append(outcome.name)
         summary = {"done": done, "failed": failed, "skipped_existing": skipped, "seconds_per_case": seconds}
         if self.output_dir is not None:
             processed = set(names)

@@ -19,7 +19,6 @@ import csv
 import io
 import os
 import resource
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..engines.case_runner import case_name, describe_error, image_source, infer_item, input_error
+from ..engines.case_runner import describe_error, run_cases
 from ..errors import CasesFailedError, InputDataError, check_writable_folder
 from ..io import atomic_write_json, atomic_write_text
 from ..io.overlay import save_pr_curve_png
@@ -111,27 +110,15 @@ class AnomalyEvaluation:
 
     # -- running the method -------------------------------------------------------------------------
     def _cases(self, dataset: Any, desc: str):
-        data = getattr(dataset, "data", [{}] * len(dataset))
-        for index in tqdm(range(len(dataset)), desc=desc, unit="case", disable=not self.progress):
-            name = case_name(data[index]) if isinstance(data[index], dict) else str(index)
-            start = time.perf_counter()
-            try:
-                prepared = dataset[index]
-            except Exception as err:  # a case whose files cannot be read or checked is reported, the rest goes on
-                self.failures.append({"stage": desc, "case": name,
-                                      "error": describe_error(err, image_source(data[index]))})
-                tqdm.write(f"FAILED {desc} {name}: {self.failures[-1]['error']}")
+        """(name, item, seconds, nfe) of every case that could be inferred; the others go to ``failures``."""
+        for outcome in run_cases(dataset, self.inferer, self.network, self.device, self.amp, desc=desc,
+                                 progress=self.progress):
+            if outcome.error is not None:
+                self.failures.append({"stage": desc, "case": outcome.name,
+                                      "error": describe_error(outcome.error, outcome.source)})
+                tqdm.write(f"FAILED {desc} {outcome.name}: {self.failures[-1]['error']}")
                 continue
-            nfe_before = getattr(self.inferer, "nfe", 0)
-            try:
-                item = infer_item(prepared, self.inferer, self.network, self.device, self.amp)
-            except Exception as err:  # only a data problem is per case; a program or setting error stops the run
-                if input_error(err) is None:
-                    raise
-                self.failures.append({"stage": desc, "case": name, "error": describe_error(err)})
-                tqdm.write(f"FAILED {desc} {name}: {self.failures[-1]['error']}")
-                continue
-            yield name, item, time.perf_counter() - start, getattr(self.inferer, "nfe", 0) - nfe_before
+            yield outcome.name, outcome.item, outcome.seconds, outcome.nfe
 
     def _region(self, item: dict, score: np.ndarray, name: str) -> np.ndarray:
         if not self.restrict_to_brain:
