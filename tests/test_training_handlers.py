@@ -65,3 +65,28 @@ def test_weight_snapshots_every_interval_epochs_load_with_weights_only(tmp_path)
     assert torch.equal(state["weight"], net.weight)
     with pytest.raises(ValueError, match="snapshot_interval"):
         WeightSnapshots(tmp_path, net, interval=0)
+
+
+def test_time_budget_ends_the_run_as_completed(tmp_path, monkeypatch):
+    import time as clock
+
+    from diffusion_anomaly.training import FinalWeights, TimeBudget
+
+    now = [1000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+
+    def step(engine, batch):
+        now[0] += 30.0  # every iteration takes half a minute
+
+    engine = Engine(step)
+    TimeBudget(max_minutes=2).attach(engine)
+    FinalWeights(tmp_path / "model.pt", _net(0)).attach(engine)
+    engine.run(range(10), max_epochs=5)
+    assert engine.state.iteration == 4  # 4 x 30 s = the 2-minute budget
+    assert (tmp_path / "model.pt").is_file()  # written as for a completed run
+    untimed = Engine(lambda e, b: None)
+    TimeBudget(None).attach(untimed)
+    untimed.run(range(10), max_epochs=5)
+    assert untimed.state.iteration == 50
+    with pytest.raises(ValueError, match="max_minutes"):
+        TimeBudget(0)

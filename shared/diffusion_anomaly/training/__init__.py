@@ -6,6 +6,7 @@ from .handlers import (
     GradientClipping,
     InitialWeights,
     ResumeCheckpoint,
+    TimeBudget,
     WeightSnapshots,
 )
 from .lesion_validation import LesionValidation
@@ -22,5 +23,6 @@ __all__ = [
     "FinalWeights",
     "InitialWeights",
     "WeightSnapshots",
+    "TimeBudget",
     "LesionValidation",
 ]

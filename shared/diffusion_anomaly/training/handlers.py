@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -264,3 +265,39 @@ class WeightSnapshots:
         path = self.folder / f"weights_iteration{engine.state.iteration:06d}.pt"
         atomic_write_bytes(path, buffer.getvalue())
         logger.info(f"saved weight snapshot {path}")
+
+
+class TimeBudget:
+    """End training after ``max_minutes`` of wall time (checked after every iteration), as a *completed* run.
+
+    Ignite's ``terminate()`` fires ``COMPLETED``, so the final weights (``FinalWeights``) and the resume checkpoint
+    are written as for a run that reached ``max_epochs``: a GPU run given ten minutes ends with usable weights.
+    Under DDP rank 0's clock decides and every rank stops at the same iteration. None: no budget.
+    """
+
+    def __init__(self, max_minutes: float | None = None):
+        if max_minutes is not None and not float(max_minutes) > 0:
+            raise ValueError(f"setting 'max_minutes' must be a positive number or null, got {max_minutes}")
+        self.seconds = None if max_minutes is None else 60.0 * float(max_minutes)
+        self._start = 0.0
+
+    def attach(self, engine: Engine) -> None:
+        if self.seconds is None:
+            return
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def _started(self, engine: Engine) -> None:
+        self._start = time.monotonic()
+
+    def __call__(self, engine: Engine) -> None:
+        stop = time.monotonic() - self._start >= self.seconds
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            nccl = torch.distributed.get_backend() == "nccl"
+            flag = torch.tensor([float(stop)], device=torch.device("cuda", torch.cuda.current_device()) if nccl
+                                else "cpu")
+            torch.distributed.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        if stop:
+            logger.info(f"time budget of {self.seconds / 60:g} min reached at iteration {engine.state.iteration}")
+            engine.terminate()
