@@ -91,7 +91,9 @@ def test_net_in_out_and_torchscript_export(bundle, tmp_path):
 
     configs = [str(bundle / "configs/inference.json"), str(bundle / "configs/export.json")]
     meta = str(bundle / "configs/metadata.json")
-    verify_net_in_out(net_id="network_verify", meta_file=meta, config_file=configs, device="cpu", n=4,
+    # the metadata describes the pipeline (one 3-D volume in, one map out); the wrapper runs the 2-D network
+    # slice by slice, so a 16 x 16 x 16 volume checks channels and dtype
+    verify_net_in_out(net_id="network_verify", meta_file=meta, config_file=configs, device="cpu", any=16,
                       bundle_root=str(bundle), extra_forward_args={"timestep": 10})
     ts = tmp_path / "model.ts"
     ckpt_export(net_id="network_ts", filepath=str(ts), ckpt_file=str(bundle / "models/model.pt"), meta_file=meta,

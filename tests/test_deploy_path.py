@@ -63,7 +63,7 @@ def test_deploy_app_path_gives_the_bundle_map_scaled_to_uint8(bundle, tmp_path):
     shutil.copytree(REPO / "bundles" / bundle, bundle_dir, ignore=shutil.ignore_patterns("runs", "eval"))
     model_ts = export_model().export(bundle_dir, tmp_path / "model" / "model.ts")
     config = sdk_config(model_ts, QUICK[bundle])
-    assert "deploy_inferer" in config and config["_meta_"]["version"]
+    assert "method_inferer" in config and config["_meta_"]["version"]
 
     rng = np.random.default_rng(0)
     volume = np.zeros((40, 48, 5), np.float32)
@@ -76,7 +76,7 @@ def test_deploy_app_path_gives_the_bundle_map_scaled_to_uint8(bundle, tmp_path):
 
     network = torch.jit.load(str(model_ts), map_location="cpu").eval()
     with torch.no_grad():
-        outputs = config.get_parsed_content("deploy_inferer")(inputs=inputs["image"][None], network=network)
+        outputs = config.get_parsed_content("inferer")(inputs=inputs["image"][None], network=network)
     assert isinstance(outputs, torch.Tensor)
     post = without_loaders(config.get_parsed_content("postprocessing"))
     pred = post({"pred": ensure_tuple(outputs)[0], **inputs})["pred"]

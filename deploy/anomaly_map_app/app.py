@@ -28,8 +28,9 @@ from monai.deploy.operators.monai_bundle_inference_operator import (
 from diffusion_anomaly.errors import InputDataError
 from diffusion_anomaly.io import save_nifti
 
-# inference_deploy.json adds "deploy_inferer" (the bundle's inferer, map only) and replaces "postprocessing".
-CONFIG_NAMES = BundleConfigNames(inferer_name="deploy_inferer", config_names=["inference", "inference_deploy"])
+# inference_deploy.json makes "inferer" return the map only and replaces "postprocessing"; the SDK's stock
+# operator reads both (the bundle's metadata describes its input and output: one 3-D volume in, one map out).
+CONFIG_NAMES = BundleConfigNames(config_names=["inference", "inference_deploy"])
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
@@ -73,16 +74,6 @@ class NiftiVolumeLoader(Operator):
         op_output.emit(Image(data, meta), "image")
 
 
-class AnomalyMapInferenceOperator(MonaiBundleInferenceOperator):
-    """The SDK's bundle operator fed with the image only: the other inputs in the bundle's metadata (timesteps,
-    class labels) describe the network, which the bundle's inferer drives itself."""
-
-    def _init_config(self, config_names):
-        super()._init_config(config_names)
-        image_key = next(iter(self._inputs))
-        self._inputs = {image_key: self._inputs[image_key]}
-
-
 class NiftiMapWriter(Operator):
     """Writes the uint8 map as ``<output>/<input name>_anomaly_map.nii.gz`` in the input's voxel grid (atomically)."""
 
@@ -110,7 +101,7 @@ class AnomalyMapApp(Application):
         app_context = Application.init_app_context(self.argv)
         loader = NiftiVolumeLoader(self, CountCondition(self, 1), input_path=Path(app_context.input_path),
                                    name="nifti_loader")
-        inference = AnomalyMapInferenceOperator(
+        inference = MonaiBundleInferenceOperator(
             self, app_context=app_context, bundle_config_names=CONFIG_NAMES, name="bundle_inference",
             input_mapping=[IOMapping("image", Image, IOType.IN_MEMORY)],
             output_mapping=[IOMapping("pred", Image, IOType.IN_MEMORY)])

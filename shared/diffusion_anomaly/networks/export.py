@@ -7,13 +7,19 @@ import torch
 
 class TimestepWrapper(torch.nn.Module):
     """``forward(x, timestep=...)`` with an integer timestep, for ``verify_net_in_out`` (its CLI cannot pass
-    tensors). ``class_label`` is forwarded to class-conditioned networks."""
+    tensors). ``class_label`` is forwarded to class-conditioned networks. A volume (B, C, H, W, D), what the bundles'
+    metadata describes as their input, goes through the 2-D network slice by slice along the last axis, as the
+    bundles' inferers do."""
 
     def __init__(self, network: torch.nn.Module, timestep: int = 1, class_label: int | None = None):
         super().__init__()
         self.network, self.timestep, self.class_label = network, timestep, class_label
 
     def forward(self, x: torch.Tensor, timestep: int | None = None) -> torch.Tensor:
+        if x.ndim == 5:
+            b, c, h, w, d = x.shape
+            out = self.forward(x.permute(0, 4, 1, 2, 3).reshape(b * d, c, h, w), timestep)
+            return out.reshape(b, d, out.shape[1], h, w).permute(0, 2, 3, 4, 1)
         t = torch.full((x.shape[0],), self.timestep if timestep is None else timestep, dtype=torch.long,
                        device=x.device)
         if self.class_label is None:
