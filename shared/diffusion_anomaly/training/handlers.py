@@ -21,6 +21,14 @@ from ..networks.weights import load_checkpoint, load_weights
 logger = logging.getLogger(__name__)
 
 
+def save_weights(network: torch.nn.Module, path: str | os.PathLike) -> Path:
+    """The state dict of ``network`` (of its ``.module`` for DDP or an EMA copy) to ``path``, atomically."""
+    module = getattr(network, "module", network)
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 class GradientClipping:
     """Clip the global gradient norm after every backward pass (unscaling first under AMP)."""
 
@@ -165,10 +173,7 @@ class FinalWeights:
     def __call__(self, engine: Engine) -> None:
         if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
             return
-        module = getattr(self.network, "module", self.network)
-        buffer = io.BytesIO()
-        torch.save(module.state_dict(), buffer)
-        atomic_write_bytes(self.path, buffer.getvalue())
+        save_weights(self.network, self.path)
         logger.info(f"saved final weights {self.path} at epoch {engine.state.epoch}")
 
 
@@ -259,11 +264,7 @@ class WeightSnapshots:
     def __call__(self, engine: Engine) -> None:
         if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
             return
-        module = getattr(self.network, "module", self.network)
-        buffer = io.BytesIO()
-        torch.save(module.state_dict(), buffer)
-        path = self.folder / f"weights_iteration{engine.state.iteration:06d}.pt"
-        atomic_write_bytes(path, buffer.getvalue())
+        path = save_weights(self.network, self.folder / f"weights_iteration{engine.state.iteration:06d}.pt")
         logger.info(f"saved weight snapshot {path}")
 
 

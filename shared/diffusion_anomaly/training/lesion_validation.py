@@ -3,7 +3,6 @@ volumes, scored by the bundle's own inferer, pixel AP inside the brain; drives t
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -15,9 +14,10 @@ import torch
 from ignite.engine import Engine, Events
 
 from ..corruptions.benchmark_lesions import FAMILIES, paint_lesions
-from ..io.atomic import atomic_write_bytes, atomic_write_json
+from ..io.atomic import atomic_write_json
 from ..metrics import exact_curve
 from ..settings import check_bool
+from .handlers import save_weights
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +172,7 @@ class LesionValidation:
         if improved:
             self.best = ap
             if self.best_path is not None:
-                module = getattr(self.network, "module", self.network)
-                buffer = io.BytesIO()
-                torch.save(module.state_dict(), buffer)
-                atomic_write_bytes(self.best_path, buffer.getvalue())
+                save_weights(self.network, self.best_path)
         best_row = max(self.curve, key=lambda r: r["ap"])
         atomic_write_json(self.curve_path, {"metric": "pixel AP inside the brain, synthetic lesions on the "
                                                       "validation volumes", "best": best_row, "curve": self.curve})
