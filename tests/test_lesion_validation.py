@@ -75,3 +75,11 @@ def test_no_validation_at_start_unless_asked(tmp_path):
     validation.attach(engine)
     engine.run(range(2), max_epochs=1)
     assert [row["iteration"] for row in json.loads((tmp_path / "curve.json").read_text())["curve"]] == [2]
+
+
+def test_no_validation_volumes_switch_the_validation_off(tmp_path):
+    validation = LesionValidation([], LOADING, lambda d: d, lambda v, n: v, Sign(1), curve_path=tmp_path / "c.json")
+    engine = Engine(lambda e, b: None)
+    validation.attach(engine)
+    engine.run(range(2), max_epochs=10)
+    assert not (tmp_path / "c.json").exists()

@@ -40,7 +40,8 @@ class LesionValidation:
     run reads the curve back, so its best is not replaced by a worse one.
 
     Args:
-        data: validation entries (``image`` and optional ``brain_mask`` paths).
+        data: validation entries (``image`` and optional ``brain_mask`` paths); empty: no validation (the
+            Synomaly liver-CT and ultrasound presets, whose anomalies are not brain lesions).
         loading: transform (or list of transforms) from an entry to raw channel-first tensors.
         intensity: transform into the inferer's intensity range.
         inferer: the bundle's inferer; ``inferer(volume, network)`` returns the map or a dict with "pred".
@@ -75,8 +76,8 @@ class LesionValidation:
         unknown = set(families) - set(FAMILIES)
         if unknown:
             raise ValueError(f"unknown lesion families {sorted(unknown)}; choose from {FAMILIES}")
-        if len(data) == 0:
-            raise ValueError("LesionValidation needs at least one validation volume")
+        if len(data) == 0:  # e.g. 2-D ultrasound frames or liver CT: the lesion families are brain-MRI lesions
+            logger.info("no validation volumes: synthetic-lesion validation is off for this run")
         self.data, self.intensity, self.inferer, self.network = list(data), intensity, inferer, network
         self.loading = loading if callable(loading) else _chain(loading)
         self.curve_path, self.best_path = Path(curve_path), None if best_path is None else Path(best_path)
@@ -90,6 +91,8 @@ class LesionValidation:
         self.best: float = -1.0
 
     def attach(self, engine: Engine) -> None:
+        if not self.data:
+            return
         engine.add_event_handler(Events.STARTED, self._start)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
 
