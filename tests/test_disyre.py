@@ -34,23 +34,23 @@ def test_schedule_matches_spec_table():
     expected = {0: 0.9995, 10: 0.941, 24: 0.727, 49: 0.272, 74: 0.051, 99: 0.0045}
     for index, value in expected.items():
         assert float(s.sqrt_alphas_cumprod[index]) == pytest.approx(value, abs=6e-4)
-    alphas = s.alpha(torch.arange(0, 101))
+    alphas = s.strength(torch.arange(0, 101))
     assert float(alphas[0]) == 0.0 and bool((alphas[1:] > alphas[:-1]).all())
     assert float(alphas[100]) == pytest.approx(1 - 0.0045, abs=6e-4)
-    assert [s.timestep_for_alpha(a) for a in (0.005, 0.05, 0.27, 0.73)] == [3, 10, 25, 50]
+    assert [s.timestep_for_strength(a) for a in (0.005, 0.05, 0.27, 0.73)] == [3, 10, 25, 50]
     assert s.set_timesteps(25).tolist() == [100, 75, 50, 25]
     with pytest.raises(ValueError):
-        s.alpha(101)
+        s.strength(101)
 
 
 def test_corrupt_blend_and_step_formulas():
     s = DisyreScheduler()
     x0, fp, m = torch.full((1, 1, 2, 2), 0.2), torch.full((1, 1, 2, 2), 0.8), torch.tensor([[[[1.0, 0.5], [0, 1]]]])
     t = torch.tensor([50])
-    a = float(s.alpha(50))
+    a = float(s.strength(50))
     np.testing.assert_allclose(s.corrupt(x0, fp, m, t).numpy(), ((1 - a * m) * 0.2 + a * m * 0.8).numpy(), rtol=1e-6)
     assert torch.equal(s.corrupt(x0, fp, m, torch.tensor([0])), x0)
-    a25 = float(s.alpha(25))
+    a25 = float(s.strength(25))
     np.testing.assert_allclose(s.step(x0, fp, 25).numpy(), ((1 - a25) * 0.2 + a25 * 0.8) * np.ones((1, 1, 2, 2)),
                                rtol=1e-6)
 
@@ -86,7 +86,7 @@ def test_foreign_patch_never_comes_from_the_same_image():
     x = values.view(4, 1, 1, 1).expand(4, 1, 128, 128).clone()
     corruption = DisyreCorruption(s, kind="fpi", smooth_prob=0.0, seed=3)
     for _ in range(5):
-        a = float(s.alpha(100))
+        a = float(s.strength(100))
         out, masks, _ = corruption(x, torch.full((4,), a), sources=["a", "b", "c", "d"])
         for i in range(4):
             inside = masks[i, 0] > 0.99
@@ -123,7 +123,7 @@ def test_strength_to_timestep_mapping():
     # nearest level: |alpha_t - a| is minimal over t in 1..100
     for a in torch.linspace(0, 1, 37).tolist():
         t = int(s.timesteps_for_strengths(torch.tensor([a]))[0])
-        assert abs(float(s.alphas[t]) - a) == pytest.approx(float((s.alphas[1:] - a).abs().min()), abs=1e-12)
+        assert abs(float(s.strengths[t]) - a) == pytest.approx(float((s.strengths[1:] - a).abs().min()), abs=1e-12)
 
 
 @pytest.mark.parametrize("kind, expected", [("dag", (0.0729, 0.4600, 0.4671)), ("fpi", (0.27, 0.46, 0.27))])
@@ -147,7 +147,7 @@ def test_timestep_is_the_level_of_the_strength_applied(kind):
         out, masks, t = corruption(x, torch.full((6,), a), sources=list("abcdef"))
         changed = ~(out == x).flatten(1).all(1)
         assert bool(changed.all())
-        assert t.tolist() == [s.timestep_for_alpha(a)] * 6
+        assert t.tolist() == [s.timestep_for_strength(a)] * 6
         inside = masks[:, :1] > 0.99
         if kind == "fpi":  # the blend itself: x (1 - a m) + x_fp a m, so |change| <= a inside the mask
             assert float((out - x)[inside].abs().max()) <= a + 1e-6
@@ -162,9 +162,9 @@ def test_prepare_batch_draws_timesteps_from_the_strength_mix():
         x = _brain_batch(32, 32)
         ts.append(prep({"image": x, "subject": [f"{i}-{j}" for j in range(32)]})[3]["timesteps"])
     t = torch.cat(ts)
-    boundary = float(s.alphas[25] + s.alphas[26]) / 2  # strengths below it map to t <= 25
+    boundary = float(s.strengths[25] + s.strengths[26]) / 2  # strengths below it map to t <= 25
     assert float((t <= 25).double().mean()) == pytest.approx(boundary, abs=0.04)
-    boundary50 = float(s.alphas[50] + s.alphas[51]) / 2
+    boundary50 = float(s.strengths[50] + s.strengths[51]) / 2
     assert float((t > 50).double().mean()) == pytest.approx(1 - boundary50, abs=0.04)
 
 
@@ -204,14 +204,14 @@ def test_algorithm1_score_by_hand():
         x0 = 0.5 * cur
         expected += abs(x0 - cur)
         if t_next is not None:
-            a = float(s.alphas[t_next])
+            a = float(s.strengths[t_next])
             cur = (1 - a) * x0 + a * cur
     assert float(out["pred"][0, 0, 64, 64]) == pytest.approx(expected / 4, rel=1e-5)
 
 
 def test_ensemble_is_mean_of_single_steps_at_the_levels():
     s = DisyreScheduler()
-    inferer = DisyreInferer(s, scoring="ensemble", alphas=(0.05, 0.73), foreground_weighting=False)
+    inferer = DisyreInferer(s, scoring="ensemble", strengths=(0.05, 0.73), foreground_weighting=False)
     spy = Recorder(0.25)
     x = torch.full((1, 1, 128, 128), 0.4)
     out = inferer(x, spy)
@@ -326,7 +326,7 @@ def test_window_grid_and_blending_equal_the_reference_pipeline(shape):
     h, w = shape
     image[5 : 5 + h, 7 : 7 + w] = torch.rand(h, w, generator=g) * 0.9 + 0.05
     image[20:24, 10:30] = 0  # holes inside the brain stay background
-    inferer = DisyreInferer(DisyreScheduler(), scoring="ensemble", alphas=(0.05, 0.73), roi_size=(32, 32))
+    inferer = DisyreInferer(DisyreScheduler(), scoring="ensemble", strengths=(0.05, 0.73), roi_size=(32, 32))
     ours = inferer(image[None, None], WindowMean())["pred"][0, 0]
     expected = _reference_map(image, levels=(10, 50))
     assert float((ours - expected).abs().max()) < 1e-5
@@ -339,7 +339,7 @@ def test_volume_windows_use_the_volume_bounding_box():
     vol = torch.zeros(1, 1, 60, 70, 4)
     vol[0, 0, 10:50, 5:45, 1] = torch.rand(40, 40, generator=g) + 0.1
     vol[0, 0, 15:40, 20:66, 2] = torch.rand(25, 46, generator=g) + 0.1
-    inferer = DisyreInferer(DisyreScheduler(), scoring="ensemble", alphas=(0.27,), roi_size=(32, 32))
+    inferer = DisyreInferer(DisyreScheduler(), scoring="ensemble", strengths=(0.27,), roi_size=(32, 32))
     out = inferer(vol, WindowMean())["pred"]
     assert float(out[..., 0].abs().max()) == 0.0 and float(out[..., 3].abs().max()) == 0.0
     # a 2-D batch of the volume's slices shares one box, the union of both slices' boxes: same windows

@@ -24,7 +24,7 @@ def anofpdm(**kw):
 
 @pytest.mark.parametrize("make, setting, value", [
     (disyre, "sw_batch_size", -1), (disyre, "sw_batch_size", 0), (disyre, "step_size", 0), (disyre, "overlap", 1.0),
-    (disyre, "roi_size", (128, -5)), (disyre, "alphas", (0.5, 1.5)), (disyre, "sigma_scale", 0.0),
+    (disyre, "roi_size", (128, -5)), (disyre, "strengths", (0.5, 1.5)), (disyre, "sigma_scale", 0.0),
     (synomaly, "slice_batch_size", -1), (synomaly, "slice_batch_size", 0), (synomaly, "noise_level", "abc"),
     (synomaly, "noise_level", 1000), (synomaly, "blur_kernel", 4), (synomaly, "threshold", float("nan")),
     (synomaly, "max_stages", 0), (synomaly, "downsample", 0), (synomaly, "min_component", -3),

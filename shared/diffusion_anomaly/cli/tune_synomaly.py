@@ -61,7 +61,7 @@ def add_lesions(slices: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Te
     unit = (slices + 1) / 2
     scheduler = DisyreScheduler()
     corruption = DisyreCorruption(scheduler, kind="fpi", seed=seed, smooth_prob=0.0)
-    lesioned, masks, _ = corruption(unit, scheduler.alpha(torch.full((len(unit),), 100)),
+    lesioned, masks, _ = corruption(unit, scheduler.strength(torch.full((len(unit),), 100)),
                                     [str(i) for i in range(len(unit))])
     labels = (masks >= 0.5) & (unit > 0)
     return lesioned * 2 - 1, labels

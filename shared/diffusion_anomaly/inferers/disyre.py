@@ -32,7 +32,7 @@ from ..schedulers.disyre import DisyreScheduler
 from ..settings import check_bool, check_float, check_int
 
 SCORINGS = ("ensemble", "healing")
-V2_ALPHAS = (0.005, 0.05, 0.27, 0.73)
+V2_STRENGTHS = (0.005, 0.05, 0.27, 0.73)
 
 
 def window_grid_padding(size: int, roi: int, stride: int) -> tuple[int, int]:
@@ -56,7 +56,7 @@ class DisyreInferer(Inferer):
         scheduler: the DISYRE schedule the network was trained with.
         scoring: "ensemble" (v2 mean of single-step restorations; the reference default) or "healing" (ISBI
             Algorithm 1, mean over its steps).
-        alphas: corruption strengths of the ensemble levels (reference levels 0.005, 0.05, 0.27, 0.73).
+        strengths: corruption strengths of the ensemble levels (reference levels 0.005, 0.05, 0.27, 0.73).
         step_size: healing step S of Algorithm 1 (T = 100, S = 25 evaluates t = 100, 75, 50, 25).
         roi_size: sliding-window size.
         overlap: window overlap (0.75 = stride of a quarter window).
@@ -74,7 +74,7 @@ class DisyreInferer(Inferer):
         self,
         scheduler: DisyreScheduler,
         scoring: str = "ensemble",
-        alphas: Sequence[float] = V2_ALPHAS,
+        strengths: Sequence[float] = V2_STRENGTHS,
         step_size: int = 25,
         roi_size: Sequence[int] = (128, 128),
         overlap: float = 0.75,
@@ -97,11 +97,11 @@ class DisyreInferer(Inferer):
         step_size = check_int("step_size", step_size, 1, scheduler.num_train_timesteps)
         sigma_scale = check_float("sigma_scale", sigma_scale, 0.0, exclusive_minimum=True)
         roi_size = [check_int("roi_size", r, 1) for r in roi_size]
-        alphas = [check_float("alphas", a, 0.0, 1.0) for a in alphas]
-        if len(alphas) == 0:
-            raise ValueError("setting 'alphas' needs at least one corruption strength")
+        strengths = [check_float("strengths", a, 0.0, 1.0) for a in strengths]
+        if len(strengths) == 0:
+            raise ValueError("setting 'strengths' needs at least one corruption strength")
         self.scheduler, self.scoring = scheduler, scoring
-        self.timesteps = [scheduler.timestep_for_alpha(a) for a in alphas]
+        self.timesteps = [scheduler.timestep_for_strength(a) for a in strengths]
         self.healing_timesteps = [int(t) for t in scheduler.set_timesteps(step_size)]
         self.foreground_weighting, self.channels_last, self.cpu_bf16 = foreground_weighting, channels_last, cpu_bf16
         self.roi_size, self.axial_dim = tuple(int(r) for r in roi_size), axial_dim

@@ -27,21 +27,21 @@ class DisyreScheduler:
         betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # index t-1 holds alphabar_t
         self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
-        # alphas[t] for t = 0..T, alphas[0] = 0
-        self.alphas = torch.cat([torch.zeros(1, dtype=torch.float64), 1.0 - self.sqrt_alphas_cumprod])
+        # strengths[t] for t = 0..T, strengths[0] = 0
+        self.strengths = torch.cat([torch.zeros(1, dtype=torch.float64), 1.0 - self.sqrt_alphas_cumprod])
         self.timesteps = torch.arange(num_train_timesteps, 0, -25)
 
-    def alpha(self, timesteps: torch.Tensor | int) -> torch.Tensor:
+    def strength(self, timesteps: torch.Tensor | int) -> torch.Tensor:
         """Corruption strength for integer timesteps in 0..T (float32, same shape)."""
         t = torch.as_tensor(timesteps, dtype=torch.long)
         if (t < 0).any() or (t > self.num_train_timesteps).any():
             raise ValueError(f"timesteps must lie in 0..{self.num_train_timesteps}")
-        return self.alphas.to(t.device)[t].float()
+        return self.strengths.to(t.device)[t].float()
 
     def corrupt(self, original: torch.Tensor, foreign: torch.Tensor, mask: torch.Tensor,
                 timesteps: torch.Tensor) -> torch.Tensor:
         """``(1 - alpha_t m) x_0 + alpha_t m x_fp`` per sample (the analogue of ``add_noise``)."""
-        return self.blend(original, foreign, mask, self.alpha(timesteps))
+        return self.blend(original, foreign, mask, self.strength(timesteps))
 
     @staticmethod
     def blend(original: torch.Tensor, foreign: torch.Tensor, mask: torch.Tensor,
@@ -51,7 +51,7 @@ class DisyreScheduler:
         a = a.view(-1, *([1] * (original.ndim - 1)))
         return (1 - a * mask) * original + a * mask * foreign
 
-    def timestep_for_alpha(self, alpha: float) -> int:
+    def timestep_for_strength(self, alpha: float) -> int:
         """The t in 1..T whose corruption strength is closest to ``alpha`` (the v2 ensemble gives levels as
         strengths, which keeps them independent of the direction of the t axis)."""
         if not 0 <= alpha <= 1:
@@ -66,7 +66,7 @@ class DisyreScheduler:
         there, e.g. our 3, 10, 25, 50 are its 99, 74, 49, 24).
         """
         a = torch.as_tensor(strengths, dtype=torch.float64).flatten().cpu()
-        return torch.argmin((self.alphas[1:][None] - a[:, None]).abs(), dim=1) + 1
+        return torch.argmin((self.strengths[1:][None] - a[:, None]).abs(), dim=1) + 1
 
     def set_timesteps(self, step_size: int = 25) -> torch.Tensor:
         """Healing timesteps of Algorithm 1: T, T - S, T - 2S, ... (all > 0)."""
@@ -77,5 +77,5 @@ class DisyreScheduler:
 
     def step(self, predicted_original: torch.Tensor, sample: torch.Tensor, next_timestep: int) -> torch.Tensor:
         """Algorithm 1's re-corruption Q(x0_hat, x_cur, t_next, m=1) = (1 - a) x0_hat + a x_cur."""
-        a = float(self.alphas[next_timestep])
+        a = float(self.strengths[next_timestep])
         return (1 - a) * predicted_original + a * sample
