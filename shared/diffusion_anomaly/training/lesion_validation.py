@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from monai.transforms import Compose
 
 from ..corruptions.benchmark_lesions import FAMILIES, paint_lesions
 from ..io.atomic import atomic_write_json
@@ -79,7 +80,7 @@ class LesionValidation:
         if len(data) == 0:  # e.g. 2-D ultrasound frames or liver CT: the lesion families are brain-MRI lesions
             logger.info("no validation volumes: synthetic-lesion validation is off for this run")
         self.data, self.intensity, self.inferer, self.network = list(data), intensity, inferer, network
-        self.loading = loading if callable(loading) else _chain(loading)
+        self.loading = loading if callable(loading) else Compose(list(loading))
         self.curve_path, self.best_path = Path(curve_path), None if best_path is None else Path(best_path)
         self.families, self.slices_per_family, self.interval = tuple(families), slices_per_family, interval
         self.validate_at_start = check_bool("val_at_start", validate_at_start)
@@ -188,11 +189,3 @@ class LesionValidation:
                     + (f"; best so far, saved to {self.best_path}" if improved and self.best_path else ""))
         return ap
 
-
-def _chain(transforms: Sequence[Callable]) -> Callable:
-    def apply(item):
-        for t in transforms:
-            item = t(item)
-        return item
-
-    return apply
