@@ -201,8 +201,7 @@ class AnomalyEvaluation:
                 slice_data[r][1].append(labels_per_slice[keep])
             rows.append(row)
             if self.overlays:
-                item["mask"] = torch.as_tensor(score >= thresholds[max(self.fprs)])[None].float()
-                SaveOverlayd(self.output_dir / "overlays")(item)
+                SaveOverlayd(self.output_dir / "overlays", threshold=thresholds[max(self.fprs)])(item)
         for row, stratum in zip(rows, size_strata([r["lesion_ml"] for r in rows])):
             row["stratum"] = stratum
         metrics = self._summarise(pooled, thresholds, calibrated, slice_data, rows, unlabelled, seconds, nfes,
