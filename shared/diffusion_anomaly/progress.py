@@ -48,6 +48,8 @@ class SliceProgress:
         if not self.enabled:
             return
         self.done = min(self.total, self.done + slices)
+        if self.done > self.total - 1e-6:  # fractional updates (windows, steps) may sum to just below the total
+            self.done = self.total
         if self._bar is not None:
             self._bar.update(slices)
             return

@@ -192,11 +192,12 @@ class AnoFPDMInferer(Inferer):
         abar_next = self._abar(t + 1) if t + 1 < self.scheduler.num_train_timesteps else 0.0
         return abar_next**0.5 * x0 + (1 - abar_next) ** 0.5 * eps
 
-    def forward_pass(self, x: torch.Tensor, network: torch.nn.Module,
-                     size: tuple[int, int] | None = None) -> ForwardProcessCurves:
+    def forward_pass(self, x: torch.Tensor, network: torch.nn.Module, size: tuple[int, int] | None = None,
+                     progress: SliceProgress | None = None) -> ForwardProcessCurves:
         """Stream the forward process over ``self.steps`` for slices ``x`` (N, C, H, W); memory is independent of
         the number of steps apart from the (N, M, S) curves. Statistics and maps cover the top-left ``size``
-        (the slice without its padding; default: all of it)."""
+        (the slice without its padding; default: all of it). ``progress`` advances by N / steps after each step,
+        so a batch of slices reports while it runs."""
         mods = self.modalities if self.modalities is not None else list(range(x.shape[1]))
         vh, vw = size if size is not None else x.shape[-2:]
         steps = self.steps
@@ -232,6 +233,8 @@ class AnoFPDMInferer(Inferer):
             if k == 0:
                 first = sub.clone()
             running += sub
+            if progress is not None:
+                progress.update(n / len(steps))
             if self.forward_process == "ddim" and k + 1 < len(steps):
                 # deterministic encoding: x_{t'} = sqrt(abar_t') x0_null + sqrt(1 - abar_t') eps_null
                 t_next = steps[k + 1]
@@ -295,8 +298,8 @@ class AnoFPDMInferer(Inferer):
         parts = []
         with SliceProgress(len(padded), "AnoFPDM", enabled=self.progress) as progress:
             for start in range(0, len(padded), self.slice_batch_size):
-                parts.append(self.forward_pass(padded[start : start + self.slice_batch_size], network, size))
-                progress.update(len(parts[-1].maps))
+                parts.append(self.forward_pass(padded[start : start + self.slice_batch_size], network, size,
+                                               progress))
         return ForwardProcessCurves(self.steps, *(torch.cat([getattr(p, f) for p in parts]) for f in
                                                   ("maps", "end_index", "delta", "mse_guided", "mse_reference")))
 
