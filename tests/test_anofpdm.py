@@ -200,7 +200,7 @@ def test_tumour_simulator_paints_a_labelled_mass_inside_the_brain():
 def test_tumour_transform_sets_the_image_level_label():
     yy, xx = np.mgrid[:64, :64]
     brain = torch.as_tensor((yy - 32) ** 2 + (xx - 32) ** 2 < 28**2)[None].float()
-    item = {"image": brain * 0.6, "brain_mask": brain, "label": torch.zeros_like(brain)}
+    item = {"image": brain * 0.6, "foreground_mask": brain, "label": torch.zeros_like(brain)}
     always, never = RandTumourd(prob=1.0), RandTumourd(prob=0.0)
     always.set_random_state(0)
     labelled = ImageLabeld()(always(item))

@@ -52,7 +52,7 @@ def bundle(tmp_path):
         save_nifti(vol, np.eye(4), data / f"v{i}.nii.gz")
         save_nifti(brain, np.eye(4), data / f"v{i}_brain.nii.gz")
         (data / f"v{i}_label.nii.gz").write_bytes(b"not a nifti")  # any attempt to read it fails
-        entries.append({"case": f"v{i}", "image": f"v{i}.nii.gz", "brain_mask": f"v{i}_brain.nii.gz",
+        entries.append({"case": f"v{i}", "image": f"v{i}.nii.gz", "foreground_mask": f"v{i}_brain.nii.gz",
                         "label": f"v{i}_label.nii.gz"})
     test = [{k: v for k, v in entries[0].items() if k != "label"}]
     (data / "datalist.json").write_text(json.dumps({"validation": entries, "test": test}))

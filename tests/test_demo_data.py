@@ -29,7 +29,7 @@ def test_checksum_check_reports_damage(tmp_path):
 
 
 def test_splits_are_disjoint_by_subject_and_documented():
-    splits = {s: load_datalist(DEMO / "datalist.json", s, keys=("image", "label", "brain_mask", "subject"))
+    splits = {s: load_datalist(DEMO / "datalist.json", s, keys=("image", "label", "foreground_mask", "subject"))
               for s in ("training", "validation", "test")}
     subjects = {s: {c["subject"] for c in cases} for s, cases in splits.items()}
     assert not (subjects["training"] & subjects["validation"] or subjects["training"] & subjects["test"]
@@ -44,9 +44,9 @@ def test_splits_are_disjoint_by_subject_and_documented():
 
 def test_volumes_masks_and_lesions_are_consistent():
     for split in ("training", "validation", "test"):
-        for case in load_datalist(DEMO / "datalist.json", split, keys=("image", "label", "brain_mask")):
+        for case in load_datalist(DEMO / "datalist.json", split, keys=("image", "label", "foreground_mask")):
             image, affine = load_volume(case["image"])
-            brain, _ = load_volume(case["brain_mask"])
+            brain, _ = load_volume(case["foreground_mask"])
             label, _ = load_volume(case["label"])
             assert image.shape == brain.shape == label.shape
             assert np.allclose(np.abs(np.diag(affine)[:3]), 1.0)  # 1 mm, RAS
@@ -63,8 +63,9 @@ def test_in_domain_benchmark_uses_held_out_subjects_and_every_family():
     from diffusion_anomaly.corruptions.benchmark_lesions import FAMILIES
 
     path = DEMO / "in_domain_benchmark.json"
-    splits = {s: load_datalist(path, s, keys=("image", "brain_mask", "subject")) for s in ("training", "validation")}
-    test = load_datalist(path, "test", keys=("image", "label", "brain_mask", "subject", "family"))
+    keys = ("image", "foreground_mask", "subject")
+    splits = {s: load_datalist(path, s, keys=keys) for s in ("training", "validation")}
+    test = load_datalist(path, "test", keys=("image", "label", "foreground_mask", "subject", "family"))
     held_out = {c["subject"] for c in test}
     assert held_out == {"robex_atlas", "itk_kmeans_t1"}
     assert not held_out & {c["subject"] for c in splits["training"] + splits["validation"]}
@@ -74,7 +75,7 @@ def test_in_domain_benchmark_uses_held_out_subjects_and_every_family():
     assert [c["case"] for c in splits["training"]] == [c["case"] for c in main["training"]]
     for case in test:
         image, _ = load_volume(case["image"])
-        brain, _ = load_volume(case["brain_mask"])
+        brain, _ = load_volume(case["foreground_mask"])
         label, _ = load_volume(case["label"])
         assert 1_000 < label.sum() and float((label * (1 - brain)).sum()) == 0.0
         assert float(image[brain == 0].max()) == 0.0

@@ -27,7 +27,7 @@ def _case(seed, name, lesion=True, shape=(12, 10, 6), label_shape=None, nan=Fals
     if nan:
         image[0, 2, 2, 2] = np.nan
     case = {"case": name, "subject": name, "image": MetaTensor(torch.as_tensor(image)),
-            "brain_mask": MetaTensor(torch.as_tensor(brain))}
+            "foreground_mask": MetaTensor(torch.as_tensor(brain))}
     if with_label:
         case["label"] = MetaTensor(torch.as_tensor(label))
     return case
@@ -56,11 +56,11 @@ def test_metrics_equal_direct_computation(tmp_path):
 
     healthy = PooledScores()
     for c in calibration:
-        b = c["brain_mask"].numpy()[0] > 0
+        b = c["foreground_mask"].numpy()[0] > 0
         healthy.update(c["image"].numpy()[0][b], np.zeros(b.sum(), bool))
     t5 = healthy.threshold_at_fpr(0.05)
-    scores = np.concatenate([c["image"].numpy()[0][c["brain_mask"].numpy()[0] > 0] for c in cases])
-    labels = np.concatenate([c["label"].numpy()[0][c["brain_mask"].numpy()[0] > 0] > 0 for c in cases])
+    scores = np.concatenate([c["image"].numpy()[0][c["foreground_mask"].numpy()[0] > 0] for c in cases])
+    labels = np.concatenate([c["label"].numpy()[0][c["foreground_mask"].numpy()[0] > 0] > 0 for c in cases])
     direct = exact_curve(scores, labels)
     assert m["pooled"]["ap"] == pytest.approx(direct.ap, abs=1e-9)
     assert m["pooled"]["oracle_dice"] == pytest.approx(direct.oracle_dice, abs=1e-9)
@@ -75,8 +75,8 @@ def test_metrics_equal_direct_computation(tmp_path):
     rows = list(csv.DictReader((out / "per_case.csv").open()))
     assert [r["case"] for r in rows] == ["t0", "t1", "t2"]
     assert float(rows[0]["ap"]) == pytest.approx(exact_curve(
-        cases[0]["image"].numpy()[0][cases[0]["brain_mask"].numpy()[0] > 0],
-        cases[0]["label"].numpy()[0][cases[0]["brain_mask"].numpy()[0] > 0]).ap, rel=1e-5)
+        cases[0]["image"].numpy()[0][cases[0]["foreground_mask"].numpy()[0] > 0],
+        cases[0]["label"].numpy()[0][cases[0]["foreground_mask"].numpy()[0] > 0]).ap, rel=1e-5)
     assert (out / "pr_curve.png").stat().st_size > 1000
     assert (out / "overlays/t0/overlay.png").is_file()
 
@@ -114,8 +114,8 @@ def test_metrics_per_group_equal_direct_computation(tmp_path):
     assert set(m["groups"]) == {"bright", "other"}
     t5 = m["calibrated"]["fpr_5"]["threshold"]
     members = cases[:2]
-    scores = np.concatenate([c["image"].numpy()[0][c["brain_mask"].numpy()[0] > 0] for c in members])
-    labels = np.concatenate([c["label"].numpy()[0][c["brain_mask"].numpy()[0] > 0] > 0 for c in members])
+    scores = np.concatenate([c["image"].numpy()[0][c["foreground_mask"].numpy()[0] > 0] for c in members])
+    labels = np.concatenate([c["label"].numpy()[0][c["foreground_mask"].numpy()[0] > 0] > 0 for c in members])
     direct = exact_curve(scores, labels)
     assert m["groups"]["bright"]["ap"] == pytest.approx(direct.ap, abs=1e-9)
     assert m["groups"]["bright"]["dice_fpr5"] == pytest.approx(

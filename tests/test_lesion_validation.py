@@ -11,9 +11,9 @@ from monai.transforms import EnsureChannelFirstd, LoadImaged, SpatialCropd
 from diffusion_anomaly.training import LesionValidation
 
 COLIN = Path(__file__).resolve().parents[1] / "shared/demo_data/colin27"
-ENTRY = {"image": str(COLIN / "t1.nii.gz"), "brain_mask": str(COLIN / "brain_mask.nii.gz")}
-LOADING = [LoadImaged(["image", "brain_mask"], image_only=True), EnsureChannelFirstd(["image", "brain_mask"]),
-           SpatialCropd(["image", "brain_mask"], roi_center=(80, 98, 90), roi_size=(96, 112, 56))]  # keeps it fast
+ENTRY = {"image": str(COLIN / "t1.nii.gz"), "foreground_mask": str(COLIN / "brain_mask.nii.gz")}
+LOADING = [LoadImaged(["image", "foreground_mask"], image_only=True), EnsureChannelFirstd(["image", "foreground_mask"]),
+           SpatialCropd(["image", "foreground_mask"], roi_center=(80, 98, 90), roi_size=(96, 112, 56))]  # keeps it fast
 
 
 class Sign(torch.nn.Module):

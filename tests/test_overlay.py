@@ -32,7 +32,7 @@ def test_hottest_slice_skips_edge_slivers_and_lesion_slice_is_the_largest():
 def test_overlay_has_two_rows_a_colour_bar_and_is_written_per_case(tmp_path):
     score, brain, label = _case()
     item = {"case": "c1", "image": torch.rand(1, *score.shape), "pred": torch.as_tensor(score)[None],
-            "label": torch.as_tensor(label)[None], "brain_mask": torch.as_tensor(brain)[None],
+            "label": torch.as_tensor(label)[None], "foreground_mask": torch.as_tensor(brain)[None],
             "mask": torch.as_tensor(score > 0.5)[None]}
     SaveOverlayd(tmp_path, threshold=0.5)(item)
     two_rows = Image.open(tmp_path / "c1/overlay.png")

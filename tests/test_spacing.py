@@ -39,8 +39,8 @@ def test_a_finer_scan_is_scored_at_the_trained_spacing_and_mapped_back(tmp_path)
     save_nifti(fine, fine_affine, tmp_path / "fine.nii.gz")
     save_nifti((ndimage.zoom(brain, (ZOOM, ZOOM, 1), order=0)), fine_affine, tmp_path / "fine_brain.nii.gz",
                np.uint8)
-    entries = [{"case": "mm1", "image": "mm1.nii.gz", "brain_mask": "mm1_brain.nii.gz"},
-               {"case": "fine", "image": "fine.nii.gz", "brain_mask": "fine_brain.nii.gz"}]
+    entries = [{"case": "mm1", "image": "mm1.nii.gz", "foreground_mask": "mm1_brain.nii.gz"},
+               {"case": "fine", "image": "fine.nii.gz", "foreground_mask": "fine_brain.nii.gz"}]
     (tmp_path / "datalist.json").write_text(json.dumps({"test": entries}))
     _run(tmp_path, "resampled")
     _run(tmp_path, "native", "--pixdim", "[0, 0, 0]")  # what the bundles did before: no resampling

@@ -55,7 +55,7 @@ def test_transform_per_channel_with_the_brain_mask():
     brain[:, 1:5, 1:5, 1:3] = 1
     image[0][brain[0] > 0] = torch.linspace(10, 40, int(brain.sum()))
     image[1][brain[0] > 0] = torch.linspace(100, 400, int(brain.sum()))
-    item = {"image": MetaTensor(image, meta={"filename_or_obj": "case.nii.gz"}), "brain_mask": brain}
+    item = {"image": MetaTensor(image, meta={"filename_or_obj": "case.nii.gz"}), "foreground_mask": brain}
     out = StandardiseIntensityd("image", upper=2.0)(item)["image"]
     for c, median in ((0, 25.0), (1, 250.0)):
         inside = out[c][brain[0] > 0]
@@ -66,7 +66,7 @@ def test_transform_per_channel_with_the_brain_mask():
     with pytest.raises(InputDataError, match="case.nii.gz"):
         StandardiseIntensityd("image")({"image": MetaTensor(torch.zeros(1, 4, 4, 4),
                                                             meta={"filename_or_obj": "case.nii.gz"}),
-                                        "brain_mask": torch.ones(1, 4, 4, 4)})
+                                        "foreground_mask": torch.ones(1, 4, 4, 4)})
     with pytest.raises(ValueError, match="reference"):
         StandardiseIntensityd("image", reference="p99")
 
@@ -79,7 +79,7 @@ def test_intensity_scaling_modes_of_each_bundle():
     brain = torch.zeros(1, 10, 12, 6)
     brain[:, 2:8, 2:10, 1:5] = 1
     image = image * brain
-    item = {"image": MetaTensor(image), "brain_mask": brain}
+    item = {"image": MetaTensor(image), "foreground_mask": brain}
 
     def run(t):
         return t(dict(item))["image"].numpy()
@@ -88,7 +88,8 @@ def test_intensity_scaling_modes_of_each_bundle():
         "disyre": ScalePercentiled("image", lower=0.0, upper=98.0, floor=0.0),
         "synomaly": SliceMinMaxd("image", b_min=-1.0, b_max=1.0, axis=-1),
         "anofpdm": SliceMinMaxd("image", b_min=-1.0, b_max=1.0, axis=-1),
-        "intensity_baseline": ScalePercentiled("image", lower=None, upper=99.0, foreground="brain_mask", clip=False),
+        "intensity_baseline": ScalePercentiled("image", lower=None, upper=99.0, foreground="foreground_mask",
+                                               clip=False),
     }
     ranges = {"disyre": (0.0, 1.0), "synomaly": (-1.0, 1.0), "anofpdm": (-1.0, 1.0), "intensity_baseline": (0.0, 1.0)}
     for method, reference in paper.items():

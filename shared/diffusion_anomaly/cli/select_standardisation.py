@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def volumes(split):
-        for entry in load_datalist(args.datalist, split, keys=("image", "brain_mask")):
+        for entry in load_datalist(args.datalist, split, keys=("image", "foreground_mask")):
             x, _ = load_volume(entry["image"])
-            brain = load_volume(entry["brain_mask"])[0] > 0
+            brain = load_volume(entry["foreground_mask"])[0] > 0
             yield entry.get("case", entry["image"]), x * brain, brain
 
     training = list(volumes("training"))

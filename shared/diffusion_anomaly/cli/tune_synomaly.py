@@ -42,7 +42,7 @@ def validation_slices(config: ConfigParser, stride: int, min_fraction: float = 0
     slices = []
     for i in range(len(dataset)):
         item = dataset[i]
-        image, brain = item["image"], item["brain_mask"]
+        image, brain = item["image"], item["foreground_mask"]
         occupied = torch.nonzero(brain[0].flatten(0, 1).any(0)).flatten().tolist()
         for z in occupied[::stride]:
             if float(brain[0, :, :, z].mean()) >= min_fraction:  # enough object to hold a lesion

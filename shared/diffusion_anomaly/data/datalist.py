@@ -55,14 +55,16 @@ def write_datalist(path: str | os.PathLike, datalist: dict) -> Path:
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".png", ".jpg", ".jpeg")
-PATH_KEYS = ("image", "label", "brain_mask", "region")
+PATH_KEYS = ("image", "label", "foreground_mask", "region")
+LEGACY_KEYS = {"brain_mask": "foreground_mask"}  # 0.1.2 datalists; the mask also holds liver and ultrasound regions
 
 
 def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("image",)) -> list[dict]:
     """Load one split of a datalist, resolving relative paths against the datalist's folder.
 
-    Raises ``InputDataError`` naming the file when it is missing, is not JSON, lacks the split, or an entry
-    lacks one of ``keys``.
+    A legacy key (``brain_mask``, the name before 0.1.3) is read as its new name (``foreground_mask``) with one
+    warning per file. Raises ``InputDataError`` naming the file when it is missing, is not JSON, lacks the split,
+    an entry lacks one of ``keys`` or gives both a key and its legacy name.
     """
     path = Path(path)
     if not path.is_file():
@@ -75,15 +77,32 @@ def load_datalist(path: str | os.PathLike, split: str, keys: Sequence[str] = ("i
         raise InputDataError(path, f"datalist has no '{split}' split (found {sorted(content)})")
     base = path.parent
     entries = []
-    for i, entry in enumerate(content[split]):
-        if not isinstance(entry, dict):
-            raise InputDataError(path, f"'{split}' entry {i} must be an object with an 'image' key, got {entry!r}")
+    raw = [_renamed_legacy_keys(entry, path, split, i) for i, entry in enumerate(content[split])]
+    for i, entry in enumerate(raw):
         missing = [k for k in keys if k not in entry]
         if missing:
             name = entry.get("subject", f"entry {i}")
             raise InputDataError(path, f"'{split}' {name} lacks key(s) {missing}")
         entries.append({k: _resolve(v, base, k in PATH_KEYS) for k, v in entry.items()})
-    return _with_unique_cases(entries, content[split], path, split)
+    return _with_unique_cases(entries, raw, path, split)
+
+
+def _renamed_legacy_keys(entry, path: Path, split: str, i: int) -> dict:
+    if not isinstance(entry, dict):
+        raise InputDataError(path, f"'{split}' entry {i} must be an object with an 'image' key, got {entry!r}")
+    legacy = [k for k in LEGACY_KEYS if k in entry]
+    if not legacy:
+        return entry
+    clashing = [k for k in legacy if LEGACY_KEYS[k] in entry]
+    if clashing:
+        raise InputDataError(path, f"'{split}' entry {i} gives both {clashing[0]!r} and {LEGACY_KEYS[clashing[0]]!r}")
+    if path not in _warned:
+        _warned.add(path)
+        logger.warning(f"{path}: key(s) {legacy} are read as {[LEGACY_KEYS[k] for k in legacy]} (renamed in 0.1.3)")
+    return {LEGACY_KEYS.get(k, k): v for k, v in entry.items()}
+
+
+_warned: set[Path] = set()
 
 
 def _with_unique_cases(entries: list[dict], raw: list[dict], path: Path, split: str) -> list[dict]:

@@ -61,7 +61,7 @@ class AnomalyEvaluation:
     """Run a bundle's inferer on calibration and test data and compute every metric of the toolkit.
 
     Args:
-        test_dataset: MONAI ``Dataset`` of test cases (keys ``image``, ``brain_mask``, ``label``) with the
+        test_dataset: MONAI ``Dataset`` of test cases (keys ``image``, ``foreground_mask``, ``label``) with the
             bundle's preprocessing as its transform.
         calibration_dataset: validation cases; only their healthy voxels are used.
         inferer: the method's inferer, called as ``inferer(inputs, network)``.
@@ -70,7 +70,7 @@ class AnomalyEvaluation:
         method: the name shown in the reports.
         device: where the network runs.
         amp: bf16 autocast on CUDA.
-        restrict_to_brain: pixel metrics inside the brain mask (True) or over the whole image.
+        restrict_to_foreground: pixel metrics inside the brain mask (True) or over the whole image.
         fprs: target false-positive rates of the calibrated operating points.
         reductions: slice-level reductions ("mean", "max", "topk").
         topk: k of the "topk" reduction.
@@ -91,7 +91,7 @@ class AnomalyEvaluation:
         method: str = "method",
         device: torch.device | str = "cpu",
         amp: bool = True,
-        restrict_to_brain: bool = True,
+        restrict_to_foreground: bool = True,
         fprs: Sequence[float] = (0.01, 0.05),
         reductions: Sequence[str] = ("mean", "max", "topk"),
         topk: int = 100,
@@ -103,7 +103,7 @@ class AnomalyEvaluation:
         self.test_dataset, self.calibration_dataset = test_dataset, calibration_dataset
         self.inferer, self.network, self.device, self.amp = inferer, network, torch.device(device), amp
         self.output_dir, self.method = Path(output_dir), method
-        self.restrict_to_brain, self.fprs = restrict_to_brain, tuple(fprs)
+        self.restrict_to_foreground, self.fprs = restrict_to_foreground, tuple(fprs)
         self.reductions, self.topk, self.exact_limit = tuple(reductions), topk, exact_limit
         self.overlays, self.progress, self.group_key = overlays, progress, group_key
         self.failures: list[dict] = []
@@ -121,9 +121,9 @@ class AnomalyEvaluation:
             yield outcome.name, outcome.item, outcome.seconds, outcome.nfe
 
     def _region(self, item: dict, score: np.ndarray, name: str) -> np.ndarray:
-        if not self.restrict_to_brain:
+        if not self.restrict_to_foreground:
             return np.ones(score.shape, bool)
-        brain = spatial_array(item["brain_mask"]) > 0
+        brain = spatial_array(item["foreground_mask"]) > 0
         check_score_map(score, brain, name, "brain mask")
         return brain
 
@@ -192,7 +192,7 @@ class AnomalyEvaluation:
                 calibrated[fpr] += counts
                 row[f"dice_fpr{_pct(fpr)}"] = dice_from_counts(*counts)
                 row[f"sensitivity_fpr{_pct(fpr)}"], row[f"precision_fpr{_pct(fpr)}"] = sensitivity_precision(*counts)
-            brain = spatial_array(item["brain_mask"]) > 0 if "brain_mask" in item else region
+            brain = spatial_array(item["foreground_mask"]) > 0 if "foreground_mask" in item else region
             labels_per_slice = slice_labels(label)
             for r in self.reductions:
                 per_slice = slice_scores(score, brain, r, self.topk)
@@ -243,7 +243,7 @@ class AnomalyEvaluation:
         total_slices = sum(n_slices)
         return {
             "method": self.method,
-            "protocol": "pixels inside the brain mask" if self.restrict_to_brain else "all pixels",
+            "protocol": "pixels inside the brain mask" if self.restrict_to_foreground else "all pixels",
             "pooled": {"ap": curve.ap, "auroc": curve.auroc, "oracle_dice": curve.oracle_dice,
                        "oracle_threshold": curve.oracle_threshold, "n_pos": curve.n_pos, "n_neg": curve.n_neg,
                        "exact": pooled.exact},

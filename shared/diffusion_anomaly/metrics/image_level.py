@@ -7,15 +7,17 @@ import numpy as np
 REDUCTIONS = ("mean", "max", "topk")
 
 
-def slice_scores(score_volume, brain_mask, reduction: str = "mean", k: int = 100, axis: int = -1) -> np.ndarray:
-    """One score per slice along ``axis`` from the scores inside the brain mask.
+def slice_scores(
+    score_volume, foreground_mask, reduction: str = "mean", k: int = 100, axis: int = -1
+) -> np.ndarray:
+    """One score per slice along ``axis`` from the scores inside the foreground (brain, liver...) mask.
 
     ``mean``: mean score; ``max``: maximum; ``topk``: mean of the ``k`` highest. Slices without brain get NaN.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     scores = np.moveaxis(np.asarray(score_volume, dtype=np.float64), axis, 0)
-    brain = np.moveaxis(np.asarray(brain_mask).astype(bool), axis, 0)
+    brain = np.moveaxis(np.asarray(foreground_mask).astype(bool), axis, 0)
     if scores.shape != brain.shape:
         raise ValueError(f"score shape {scores.shape} differs from brain mask shape {brain.shape}")
     out = np.full(scores.shape[0], np.nan)

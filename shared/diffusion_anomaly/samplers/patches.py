@@ -33,7 +33,7 @@ class RandForegroundPatchd(Randomizable, MapTransform):
         self,
         keys: KeysCollection,
         patch_size: Sequence[int],
-        source_key: str = "brain_mask",
+        source_key: str = "foreground_mask",
         allow_missing_keys: bool = False,
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)

@@ -73,7 +73,7 @@ class RandAxialSlicesd(Randomizable, _SliceSampler):
     def __init__(
         self,
         keys: KeysCollection,
-        source_key: str = "brain_mask",
+        source_key: str = "foreground_mask",
         num_samples: int = 12,
         axis: int = -1,
         min_pixels: int = 1,
@@ -116,7 +116,7 @@ class AxialSlicesd(_SliceSampler):
     def __init__(
         self,
         keys: KeysCollection,
-        source_key: str = "brain_mask",
+        source_key: str = "foreground_mask",
         stride: int = 1,
         axis: int = -1,
         allow_missing_keys: bool = False,

@@ -41,7 +41,7 @@ class LesionValidation:
     run reads the curve back, so its best is not replaced by a worse one.
 
     Args:
-        data: validation entries (``image`` and optional ``brain_mask`` paths); empty: no validation (the
+        data: validation entries (``image`` and optional ``foreground_mask`` paths); empty: no validation (the
             Synomaly liver-CT and ultrasound presets, whose anomalies are not brain lesions).
         loading: transform (or list of transforms) from an entry to raw channel-first tensors.
         intensity: transform into the inferer's intensity range.
@@ -112,7 +112,7 @@ class LesionValidation:
         loaded = [self.loading(dict(entry)) for entry in self.data]
         out = []
         for index, item in enumerate(loaded):
-            image, brain = item["image"], item["brain_mask"][0] > 0
+            image, brain = item["image"], item["foreground_mask"][0] > 0
             donor = loaded[(index + 1) % len(loaded)]
             slices, labels, brains, names = [], [], [], []
             for f, family in enumerate(self.families):
@@ -120,13 +120,13 @@ class LesionValidation:
                 try:
                     painted, label = paint_lesions(image[0].numpy(), brain.numpy(), family, rng, radii=self.radii,
                                                    donor=donor["image"][0].numpy(),
-                                                   donor_brain=donor["brain_mask"][0].numpy() > 0)
+                                                   donor_brain=donor["foreground_mask"][0].numpy() > 0)
                 except ValueError as err:
                     raise ValueError(f"validation volume {self.data[index].get('image')}: {err}; lower the lesion "
                                      "radii (validate#lesions#radii)") from err
                 volume = image.clone()
                 volume[0] = torch.as_tensor(painted)
-                scaled = self.intensity({"image": volume, "brain_mask": item["brain_mask"]})["image"]
+                scaled = self.intensity({"image": volume, "foreground_mask": item["foreground_mask"]})["image"]
                 area = np.moveaxis(label, self.axial_dim, -1).reshape(-1, label.shape[self.axial_dim]).sum(0)
                 keep = np.sort(np.argsort(-area, kind="stable")[: self.slices_per_family])
                 slices.append(torch.as_tensor(scaled).index_select(self.axial_dim + 1, torch.as_tensor(keep)))

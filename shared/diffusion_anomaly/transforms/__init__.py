@@ -4,7 +4,7 @@ from .intensity import Clipd, ScalePercentiled, SliceMinMaxd
 from .labelmap import LabelMapd, UnpackInfererOutputd
 from .labels import ImageLabeld, RandTumourd
 from .loading import LoadImagesIfGivend
-from .mask import EnsureBrainMaskd
+from .mask import EnsureBrainMaskd, EnsureForegroundMaskd
 from .standardise import StandardiseIntensityd, intensity_scaling, range_change
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
 
@@ -20,6 +20,7 @@ __all__ = [
     "UnpackInfererOutputd",
     "RandTumourd",
     "EnsureBrainMaskd",
+    "EnsureForegroundMaskd",
     "median_filter_slices",
     "StandardiseIntensityd",
     "intensity_scaling",

@@ -19,7 +19,7 @@ class RandTumourd(Randomizable, MapTransform):
     from the same place as for real lesions (:class:`ImageLabeld`).
     """
 
-    def __init__(self, image_key: str = "image", mask_key: str = "brain_mask", label_key: str = "label",
+    def __init__(self, image_key: str = "image", mask_key: str = "foreground_mask", label_key: str = "label",
                  prob: float = 0.5, radius_range: tuple[float, float] = (0.05, 0.16)):
         MapTransform.__init__(self, [image_key])
         if not 0.0 <= prob <= 1.0:

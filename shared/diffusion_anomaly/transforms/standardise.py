@@ -30,7 +30,7 @@ class StandardiseIntensityd(MapTransform):
         clip: clip to ``[b_min, b_max]``.
     """
 
-    def __init__(self, keys: KeysCollection, mask_key: str = "brain_mask", reference: str = "median",
+    def __init__(self, keys: KeysCollection, mask_key: str = "foreground_mask", reference: str = "median",
                  upper: float = 2.5, b_min: float = 0.0, b_max: float = 1.0, clip: bool = True,
                  allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
@@ -63,7 +63,7 @@ PAPER_METHODS = ("disyre", "synomaly", "anofpdm", "intensity_baseline")
 
 
 def intensity_scaling(method: str, intensity: str = "standard", keys: KeysCollection = "image",
-                      mask_key: str = "brain_mask", b_min: float = 0.0, b_max: float = 1.0, upper: float = 2.5,
+                      mask_key: str = "foreground_mask", b_min: float = 0.0, b_max: float = 1.0, upper: float = 2.5,
                       clip: bool = True) -> MapTransform:
     """The volume-level intensity step of a bundle, identical in its training and inference configs.
 

@@ -71,19 +71,19 @@ class SaveOverlayd(MapTransform):
 
     def __init__(self, output_dir: str | os.PathLike, image_key: str = "image", map_key: str = "pred",
                  restoration_key: str = "restoration", label_key: str = "label", mask_key: str = "mask",
-                 brain_key: str = "brain_mask", threshold: float | None = None, top_fraction: float = 0.01,
+                 foreground_key: str = "foreground_mask", threshold: float | None = None, top_fraction: float = 0.01,
                  min_brain_fraction: float = 0.25):
         super().__init__([image_key], allow_missing_keys=False)
         self.output_dir = Path(output_dir)
         self.image_key, self.map_key, self.restoration_key = image_key, map_key, restoration_key
-        self.label_key, self.mask_key, self.brain_key = label_key, mask_key, brain_key
+        self.label_key, self.mask_key, self.foreground_key = label_key, mask_key, foreground_key
         self.threshold = None if threshold is None else float(threshold)
         self.top_fraction, self.min_brain_fraction = top_fraction, min_brain_fraction
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         image, score = self._array(d, self.image_key), self._array(d, self.map_key)
-        brain = self._array(d, self.brain_key) if self.brain_key in d else None
+        brain = self._array(d, self.foreground_key) if self.foreground_key in d else None
         brain = brain > 0 if brain is not None and brain.shape == score.shape else np.ones(score.shape, bool)
         label = self._array(d, self.label_key) > 0 if self._has(d, self.label_key, score.shape) else None
         rows = [(hottest_axial_slice(score, brain, self.top_fraction, self.min_brain_fraction), "highest scores")]
