@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: set up (if needed), lint, and run the test suite. Fails when no test runs.
 #   bash scripts/test.sh            everything (what CI runs)
-#   bash scripts/test.sh --quick    lint + the tests not marked slow (no end-to-end bundle CLI runs)
+#   bash scripts/test.sh --quick    lint, type check + the tests not marked slow (no end-to-end bundle CLI runs)
 # Other arguments go to pytest, e.g. bash scripts/test.sh --quick -x tests/test_disyre.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,5 @@ for arg in "$@"; do
 done
 bash scripts/setup.sh
 .venv/bin/ruff check .
+(cd shared && ../.venv/bin/mypy)
 exec .venv/bin/python -m pytest "${args[@]}"

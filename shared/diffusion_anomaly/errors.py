@@ -11,7 +11,7 @@ class InputDataError(ValueError):
     The message always starts with the file (or case) it concerns.
     """
 
-    def __init__(self, source: str, problem: str):
+    def __init__(self, source: str | os.PathLike, problem: str):
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")

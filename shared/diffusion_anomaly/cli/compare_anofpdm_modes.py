@@ -35,7 +35,8 @@ def test_slices(config: ConfigParser, stride: int):
     """Per test volume (slice sizes differ between volumes): images (N, C, H, W), lesion masks, brain masks."""
     volumes = []
     data = load_datalist(config.get_parsed_content("datalist"), "test")
-    for item in Dataset(data, config.get_parsed_content("preprocessing")):
+    dataset = Dataset(data, config.get_parsed_content("preprocessing"))
+    for item in (dataset[i] for i in range(len(dataset))):
         brain = torch.as_tensor(item["foreground_mask"]) > 0
         zs = [z for z in range(brain.shape[-1]) if float(brain[..., z].float().mean()) >= 0.05][::stride]
         volumes.append((torch.stack([item["image"].as_tensor()[..., z] for z in zs]).float(),

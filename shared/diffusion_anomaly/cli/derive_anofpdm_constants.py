@@ -40,13 +40,9 @@ IMAGE_LEVEL_KEYS = ("image", "foreground_mask", "slice_labels", "case", "subject
 
 def choose_thr_cls(healthy: np.ndarray, unhealthy: np.ndarray) -> float:
     """The reference's grid: quantiles 0.005..0.095 of the healthy similarities, fewest misclassifications."""
-    best, best_errors = None, None
-    for q in np.linspace(0.005, 0.095, 100):
-        candidate = float(np.quantile(healthy, q))
-        errors = int((unhealthy > candidate).sum() + (healthy < candidate).sum())
-        if best_errors is None or errors < best_errors:
-            best, best_errors = candidate, errors
-    return best
+    candidates = [float(np.quantile(healthy, q)) for q in np.linspace(0.005, 0.095, 100)]
+    errors = [int((unhealthy > c).sum() + (healthy < c).sum()) for c in candidates]
+    return candidates[int(np.argmin(errors))]  # argmin: the first of equally good candidates
 
 
 def validation_slices(config: ConfigParser, stride: int, min_fraction: float, seed: int):
@@ -55,7 +51,7 @@ def validation_slices(config: ConfigParser, stride: int, min_fraction: float, se
     entries = [{k: v for k, v in e.items() if k in IMAGE_LEVEL_KEYS}
                for e in load_datalist(config.get_parsed_content("datalist"), "validation")]
     dataset = Dataset(entries, config.get_parsed_content("preprocessing"))
-    volumes = []
+    volumes: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []  # slices, masks, labels (edited in place)
     for i in range(len(dataset)):
         item = dataset[i]
         image, brain = torch.as_tensor(item["image"]), torch.as_tensor(item["foreground_mask"])
@@ -63,8 +59,8 @@ def validation_slices(config: ConfigParser, stride: int, min_fraction: float, se
         zs = [z for z in range(0, image.shape[-1], stride) if float(brain[..., z].float().mean()) >= min_fraction]
         if zs:
             labels = np.array([int(slice_labels[z]) if slice_labels is not None else 0 for z in zs])
-            volumes.append([torch.stack([image[..., z] for z in zs]).float(),
-                            torch.stack([brain[..., z] for z in zs]), labels])
+            volumes.append((torch.stack([image[..., z] for z in zs]).float(),
+                            torch.stack([brain[..., z] for z in zs]), labels))
     if not volumes:
         raise SystemExit("no validation slice has enough brain; lower --min-brain-fraction")
     simulated = not any(v[2].any() for v in volumes)
@@ -110,15 +106,15 @@ def main(argv: list[str] | None = None) -> None:
     labels = np.concatenate([v[1] for v in volumes])
     print(f"{len(labels)} validation slices: {int((labels == 0).sum())} healthy, {int(labels.sum())} unhealthy"
           + (" (simulated tumours)" if simulated else ""))
-    sims, dmax = [], []
+    sim_batches, dmax_batches = [], []
     batch = inferer.slice_batch_size
     with torch.no_grad():
         for slices, _ in tqdm(volumes, desc="forward process", unit="volume"):
             for i in range(0, len(slices), batch):
                 curves = inferer.slice_curves(slices[i : i + batch], network)
-                sims.append(cosine_similarity(curves.mse_guided, curves.mse_reference).numpy())
-                dmax.append(curves.delta.amax(2).numpy())
-    sims, dmax = np.concatenate(sims), np.concatenate(dmax)
+                sim_batches.append(cosine_similarity(curves.mse_guided, curves.mse_reference).numpy())
+                dmax_batches.append(curves.delta.amax(2).numpy())
+    sims, dmax = np.concatenate(sim_batches), np.concatenate(dmax_batches)
     healthy, unhealthy = sims[labels == 0], sims[labels == 1]
     if len(healthy) == 0 or len(unhealthy) == 0:
         raise SystemExit("need healthy and unhealthy validation slices")

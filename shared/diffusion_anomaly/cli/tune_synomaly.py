@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from diffusion_anomaly.corruptions import DisyreCorruption
 from diffusion_anomaly.data import load_datalist
+from diffusion_anomaly.io.atomic import atomic_write_text
 from diffusion_anomaly.metrics import dice_from_counts, overlap_counts
 from diffusion_anomaly.networks import load_weights
 from diffusion_anomaly.schedulers import DisyreScheduler
@@ -124,11 +125,14 @@ def main(argv: list[str] | None = None) -> None:
         text = path.read_text()
         for key in ("noise_level", "blur_kernel", "threshold", "fusion"):
             value = json.dumps(best[key])
-            text, found = re.subn(rf'^(    "{key}": )[^,\n]+,', lambda m: m.group(1) + value + ",", text, count=1,
-                                  flags=re.M)
+
+            def keep_indent(match: re.Match[str], value: str = value) -> str:
+                return match.group(1) + value + ","
+
+            text, found = re.subn(rf'^(    "{key}": )[^,\n]+,', keep_indent, text, count=1, flags=re.M)
             if not found:  # an overlay that did not set it yet
                 text = text.replace("{\n", "{\n    " + json.dumps(key) + ": " + value + ",\n", 1)
-        path.write_text(text)
+        atomic_write_text(path, text)
         print(f"wrote the choice into {path}")
 
 

@@ -31,7 +31,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _grid(box: int) -> tuple[torch.Tensor, torch.Tensor]:
     c = torch.arange(box, dtype=torch.float32) + 0.5
-    return torch.meshgrid(c, c, indexing="ij")
+    rows, cols = torch.meshgrid(c, c, indexing="ij")
+    return rows, cols
 
 
 def rectangle(box: int, g: torch.Generator) -> torch.Tensor:

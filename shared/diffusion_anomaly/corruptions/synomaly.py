@@ -8,11 +8,13 @@ this noise learns that blob-like deviations are noise, i.e. removable anomalies.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..ops import gaussian_blur2d
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "brain_mri": {"sigma": 3.0, "threshold": 175.0, "offset": 0.5, "direction": 1.0, "region": None},
     "liver_ct": {"sigma": 3.0, "threshold": 175.0, "offset": 1.0, "direction": -1.0, "region": "mask"},
     "ultrasound": {"sigma": 7.0, "threshold": 150.0, "offset": 0.5, "direction": 1.0, "region": "disc"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -21,7 +22,7 @@ def load_volume(path: str | os.PathLike, ndim: int = 3, dtype=np.float32) -> tup
     if not path.is_file():
         raise InputDataError(path, "file does not exist")
     try:
-        image = nib.load(str(path))
+        image = cast("nib.spatialimages.SpatialImage", nib.load(str(path)))
         array = np.asarray(image.dataobj, dtype=dtype)
     except Exception as err:  # nibabel raises many types for corrupt files
         raise InputDataError(path, f"cannot be read as an image ({type(err).__name__}: {err})") from err

@@ -18,9 +18,9 @@ def to_ras_spacing(
     ``mode`` is "bilinear" for intensities and "nearest" for masks and labels.
     """
     img = MetaTensor(torch.as_tensor(np.asarray(array, dtype=np.float32))[None], affine=torch.as_tensor(affine))
-    img = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(img)
-    img = Spacing(pixdim=(spacing,) * 3, mode=mode, padding_mode="zeros")(img)
-    return img[0].numpy(), np.asarray(img.affine, dtype=np.float64)
+    oriented = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(img)
+    resampled = Spacing(pixdim=(spacing,) * 3, mode=mode, padding_mode="zeros")(oriented)
+    return resampled[0].numpy(), np.asarray(resampled.affine, dtype=np.float64)  # type: ignore[attr-defined]
 
 
 def mask_bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 import nibabel as nib
 import numpy as np
@@ -35,7 +35,7 @@ def _header(path: str) -> nib.spatialimages.SpatialImage:
     if not os.path.isfile(path):
         raise InputDataError(path, "file does not exist")
     try:
-        img = nib.load(path)
+        img = cast("nib.spatialimages.SpatialImage", nib.load(path))  # images with a grid (NIfTI, Analyze, MGH)
         img.header.get_data_shape()
     except Exception as err:
         raise InputDataError(path, f"cannot be read as an image ({type(err).__name__}: {err})") from err
@@ -69,7 +69,7 @@ def inspect_case(case: dict, healthy: bool = False) -> dict:
             raise InputDataError(case["label"], f"spatial shape {label_img.shape[:3]} differs from its image "
                                  f"{case['image'][0]} {shape}")
         mask = anomaly_mask(case["label"], case.get("label_values"))
-        out["slice_labels"] = [int(v) for v in mask.any(axis=(0, 1))]
+        out["slice_labels"] = np.asarray(mask.any(axis=(0, 1)), dtype=int).tolist()
     elif healthy:
         n_axial = nib.as_closest_canonical(images[0]).shape[2]
         out["slice_labels"] = [0] * n_axial
@@ -112,7 +112,8 @@ def preprocess_case(case: dict, out_dir: Path, intensity: str = "none", spacing:
     """
     if intensity not in INTENSITY_PRESETS:
         raise ValueError(f"intensity must be one of {sorted(INTENSITY_PRESETS)}, got {intensity!r}")
-    channels, affine = [], None
+    channels: list[np.ndarray] = []
+    affine = np.eye(4)  # replaced by the images' own grid (one grid per case: validate_case checks the shapes)
     for path in case["image"]:
         arr, aff = to_ras_spacing(*load_volume(path), spacing=spacing, mode="bilinear")
         check_finite_nonempty(arr, path)
@@ -130,7 +131,7 @@ def preprocess_case(case: dict, out_dir: Path, intensity: str = "none", spacing:
             out[key] = str(save_nifti(mask.astype(np.uint8), aff, folder / f"{key}.nii.gz"))
             out.pop(values_key, None)
             if key == "label":
-                out["slice_labels"] = [int(v) for v in mask.any(axis=(0, 1))]
+                out["slice_labels"] = np.asarray(mask.any(axis=(0, 1)), dtype=int).tolist()
     return out
 
 

@@ -24,12 +24,13 @@ from ..settings import check_bool
 
 def input_error(err: BaseException) -> InputDataError | None:
     """The ``InputDataError`` behind ``err`` (MONAI wraps transform errors in RuntimeError), if any."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, InputDataError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, InputDataError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return None
 
 
@@ -41,9 +42,12 @@ def describe_error(err: BaseException, source: str | None = None) -> str:
     if cause is not None:
         return str(cause)
     root, seen = err, set()
-    while (root.__cause__ or root.__context__) is not None and id(root) not in seen:
+    while id(root) not in seen:
+        inner = root.__cause__ or root.__context__
+        if inner is None:
+            break
         seen.add(id(root))
-        root = root.__cause__ or root.__context__
+        root = inner
     text = f"{type(root).__name__}: {root}"
     return f"{source}: {text}" if source and source not in text else text
 
@@ -71,7 +75,7 @@ def infer_item(
     batch = list_data_collate([item])
     inputs = batch["image"].to(device)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-        outputs = inferer(inputs, network)
+        outputs = inferer(inputs, network)  # type: ignore[arg-type]  # None: a network-free baseline
     if not isinstance(outputs, Mapping):
         outputs = {"pred": outputs}
     result = dict(item)
@@ -200,7 +204,9 @@ class CaseRunner:
             earlier = _read_failures(self.output_dir / "failures.json")
         if self.network is not None:
             self.network.eval()
-        done, failed, seconds = [], [], []
+        done: list[str] = []
+        failed: list[dict] = []
+        seconds: list[float] = []
         data = getattr(self.dataset, "data", [None] * len(self.dataset))
         names = [case_name(d) if isinstance(d, Mapping) else str(i) for i, d in enumerate(data)]
         retry = {f.get("case") for f in earlier}

@@ -156,7 +156,7 @@ class AnomalyEvaluation:
         pooled = PooledScores(self.exact_limit)
         calibrated = {fpr: np.zeros(3, dtype=np.int64) for fpr in self.fprs}
         groups: dict[str, tuple[PooledScores, dict]] = {}
-        slice_data = {r: ([], []) for r in self.reductions}
+        slice_data: dict[str, tuple[list, list]] = {r: ([], []) for r in self.reductions}
         rows, unlabelled, seconds, nfes, n_slices = [], [], [], [], []
         for name, item, elapsed, nfe in self._cases(self.test_dataset, "test"):
             seconds.append(elapsed)

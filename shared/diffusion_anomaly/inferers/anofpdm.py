@@ -23,7 +23,7 @@ healthy/unhealthy = cosine(MSE_h, MSE_ref) <= thr_cls (unhealthy); the mask is e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -168,7 +168,7 @@ class AnoFPDMInferer(Inferer):
         abar = self._abar(t)
         return ((x_t - (1 - abar) ** 0.5 * eps) / abar**0.5).clamp(-1, 1)
 
-    def predict(self, network: torch.nn.Module, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, network: Callable[..., Any], x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """eps for the healthy and the null label, in one batched call (2 NFE per slice)."""
         n = len(x_t)
         labels = torch.cat([torch.full((n,), HEALTHY), torch.full((n,), NULL_CLASS)]).to(x_t.device)
@@ -177,7 +177,7 @@ class AnoFPDMInferer(Inferer):
         eps = network(torch.cat([x_t, x_t]), timesteps=timesteps, class_labels=labels).float()
         return eps[:n], eps[n:]
 
-    def reference_ddim_encode(self, network: torch.nn.Module, x_prev: torch.Tensor, t: int) -> torch.Tensor:
+    def reference_ddim_encode(self, network: Callable[..., Any], x_prev: torch.Tensor, t: int) -> torch.Tensor:
         """The reference's ``ddim_reverse_sample`` at t (1 NFE per slice): eps_null at timestep t on the previous
         latent; x0 clipped to [-1, 1]; eps re-derived as (x / sqrt(abar_t) - x0) / sqrt(1 / abar_t - 1); returns
         sqrt(abar_(t+1)) x0 + sqrt(1 - abar_(t+1)) eps (abar_T = 0)."""
@@ -192,7 +192,7 @@ class AnoFPDMInferer(Inferer):
         abar_next = self._abar(t + 1) if t + 1 < self.scheduler.num_train_timesteps else 0.0
         return abar_next**0.5 * x0 + (1 - abar_next) ** 0.5 * eps
 
-    def forward_pass(self, x: torch.Tensor, network: torch.nn.Module, size: tuple[int, int] | None = None,
+    def forward_pass(self, x: torch.Tensor, network: Callable[..., Any], size: tuple[int, int] | None = None,
                      progress: SliceProgress | None = None) -> ForwardProcessCurves:
         """Stream the forward process over ``self.steps`` for slices ``x`` (N, C, H, W); memory is independent of
         the number of steps apart from the (N, M, S) curves. Statistics and maps cover the top-left ``size``
@@ -210,7 +210,7 @@ class AnoFPDMInferer(Inferer):
         best_index = torch.zeros((n, m), dtype=torch.long, device=x.device)
         delta = torch.zeros((n, m, len(steps)), device=x.device)
         mse_h, mse_r = torch.zeros((n, len(steps)), device=x.device), torch.zeros((n, len(steps)), device=x.device)
-        x_t = None
+        x_t = x.float()  # replaced at k = 0 by the first noised image
         for k, t in enumerate(steps):
             if self.forward_process == "ddpm" or k == 0:
                 x_t = self.scheduler.add_noise(x.float(), seeded_noise(seeds, x.shape[1:], k, x.device),
@@ -276,7 +276,7 @@ class AnoFPDMInferer(Inferer):
         return torch.as_tensor(keep, device=score.device)[:, None].float()
 
     # ---- batching, sizes, volumes ---------------------------------------------------------------------------
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
         inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs  # MetaTensor -> plain tensor
         if inputs.ndim == 4:
             return self._slices(inputs, network)
@@ -292,7 +292,7 @@ class AnoFPDMInferer(Inferer):
         sh, sw = small.shape[-2:]
         return F.pad(small, (0, (-sw) % self.divisible, 0, (-sh) % self.divisible), value=-1.0), (sh, sw)
 
-    def slice_curves(self, x: torch.Tensor, network: torch.nn.Module) -> ForwardProcessCurves:
+    def slice_curves(self, x: torch.Tensor, network: Callable[..., Any]) -> ForwardProcessCurves:
         """Forward-pass curves and maps of (N, C, H, W) slices at the working size, in batches."""
         padded, size = self._working_size(x)
         parts = []
@@ -303,7 +303,7 @@ class AnoFPDMInferer(Inferer):
         return ForwardProcessCurves(self.steps, *(torch.cat([getattr(p, f) for p in parts]) for f in
                                                   ("maps", "end_index", "delta", "mse_guided", "mse_reference")))
 
-    def _slices(self, x: torch.Tensor, network: torch.nn.Module) -> dict:
+    def _slices(self, x: torch.Tensor, network: Callable[..., Any]) -> dict:
         n, _, h, w = x.shape
         m = len(self.modalities) if self.modalities is not None else x.shape[1]
         sh, sw = h // self.downsample, w // self.downsample

@@ -20,7 +20,7 @@ MONAI's SliceInferer; the score is 0 on the background (pixels <= 0, which the D
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -106,8 +106,9 @@ class DisyreInferer(Inferer):
         self.foreground_weighting, self.channels_last, self.cpu_bf16 = foreground_weighting, channels_last, cpu_bf16
         self.roi_size, self.axial_dim = tuple(int(r) for r in roi_size), axial_dim
         self.stride = tuple(max(1, int(r * (1 - overlap))) for r in self.roi_size)  # MONAI's scan interval
-        window_args = dict(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, mode="gaussian",
-                           sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, progress=False)
+        window_args: dict[str, Any] = dict(
+            roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, mode="gaussian",
+            sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, progress=False)
         self.window_inferer = SlidingWindowInferer(**window_args)
         self.slice_inferer = SliceInferer(spatial_dim=axial_dim, **window_args)
         self.nfe = 0  # network evaluations (one per image passed through the network)
@@ -117,7 +118,7 @@ class DisyreInferer(Inferer):
     def steps_per_window(self) -> int:
         return len(self.timesteps) if self.scoring == "ensemble" else len(self.healing_timesteps)
 
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
         if inputs.ndim not in (4, 5):
             raise ValueError(f"expected (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}")
         inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs  # MetaTensor -> plain tensor
@@ -128,7 +129,7 @@ class DisyreInferer(Inferer):
         foreground = (inputs > 0).any(dim=1, keepdim=True)
         return {"pred": score * foreground, "restoration": restoration}
 
-    def _score_cropped(self, x: torch.Tensor, network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    def _score_cropped(self, x: torch.Tensor, network: Callable[..., Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Score and restoration of ``x`` on the reference window grid (crop, even padding, windows, undo)."""
         score = torch.zeros_like(x[:, :1], dtype=torch.float32)
         restoration = x.clone().float()
@@ -158,7 +159,7 @@ class DisyreInferer(Inferer):
         score[box], restoration[box] = s[inner].float(), r[inner].float()
         return score, restoration
 
-    def score_windows(self, windows: torch.Tensor, network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    def score_windows(self, windows: torch.Tensor, network: Callable[..., Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Anomaly score (1 channel) and restoration of a batch of 2-D windows (N, C, h, w)."""
         fraction = (windows > 0).float().flatten(1).mean(1)  # over channels too, as the reference
         score = torch.zeros_like(windows[:, :1])
@@ -172,7 +173,7 @@ class DisyreInferer(Inferer):
             restoration[active] = r.to(restoration.dtype)
         return score, restoration
 
-    def restore(self, x: torch.Tensor, network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    def restore(self, x: torch.Tensor, network: Callable[..., Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Score and restoration of windows that all contain foreground."""
         if self.scoring == "ensemble":
             n = len(self.timesteps)
@@ -181,19 +182,19 @@ class DisyreInferer(Inferer):
             score = (x0 - x).abs().mean(dim=(0, 2), keepdim=False).unsqueeze(1)
             return score, x0.mean(dim=0)
         x_cur, score = x, torch.zeros_like(x[:, :1])
-        for i, t in enumerate(self.healing_timesteps):
-            x0 = self._network(network, x_cur, torch.full((len(x),), t, device=x.device))
+        for i, timestep in enumerate(self.healing_timesteps):
+            x0 = self._network(network, x_cur, torch.full((len(x),), timestep, device=x.device))
             score = score + (x0 - x_cur).abs().mean(dim=1, keepdim=True)
             if i + 1 < len(self.healing_timesteps):
                 x_cur = self.scheduler.step(x0, x_cur, self.healing_timesteps[i + 1])
         return score / len(self.healing_timesteps), x0
 
-    def _network(self, network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def _network(self, network: Callable[..., Any], x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.nfe += len(x)
         if x.device.type == "cpu" and self.channels_last:
             # weights and input both channels-last; a deployment's model wrapper may be only callable
             if id(network) not in self._channels_last_networks and isinstance(network, torch.nn.Module):
-                network.to(memory_format=torch.channels_last)
+                network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes it
                 self._channels_last_networks.add(id(network))
             x = x.contiguous(memory_format=torch.channels_last)
         if x.device.type == "cpu" and self.cpu_bf16:  # only ever enable: never switch off a caller's autocast

@@ -15,7 +15,7 @@ seeded from each image's content, so results do not depend on batching.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -88,14 +88,14 @@ class SynomalyInferer(Inferer):
         self.progress = check_bool("progress", progress)
         self.nfe = 0
 
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
         if inputs.ndim == 4:
             return self._slices(inputs, network)
         if inputs.ndim != 5:
             raise ValueError(f"expected (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}")
         return on_axial_slices(inputs, self.axial_dim, lambda slices: self._slices(slices, network))
 
-    def _slices(self, x: torch.Tensor, network: torch.nn.Module) -> dict:
+    def _slices(self, x: torch.Tensor, network: Callable[..., Any]) -> dict:
         if self.downsample == 1:
             out = self._slices_at_working_size(x, network)
         else:
@@ -109,7 +109,7 @@ class SynomalyInferer(Inferer):
         out["mask"] = (out["pred"] > 0).float()
         return out
 
-    def _slices_at_working_size(self, x: torch.Tensor, network: torch.nn.Module) -> dict:
+    def _slices_at_working_size(self, x: torch.Tensor, network: Callable[..., Any]) -> dict:
         n, _, h, w = x.shape
         pad_h, pad_w = (-h) % self.divisible, (-w) % self.divisible
         padded = F.pad(x, (0, pad_w, 0, pad_h), value=-1.0)
@@ -126,7 +126,7 @@ class SynomalyInferer(Inferer):
         crop = (slice(None), slice(None), slice(0, h), slice(0, w))
         return {"pred": score[crop], "mask": mask[crop], "restoration": restoration[crop], "stages": stages}
 
-    def multi_stage(self, x: torch.Tensor, network: torch.nn.Module):
+    def multi_stage(self, x: torch.Tensor, network: Callable[..., Any]):
         """The stage loop on a batch of slices; returns score, binary mask, restoration and stages used."""
         n = len(x)
         x_tilde, restoration = x.clone(), x.clone()

@@ -61,7 +61,8 @@ def save_panel_rows_png(
     for r, (row_title, panels, contours) in enumerate(rows):
         for i, (ax, (name, arr)) in enumerate(zip(axes[r], panels)):
             cmap = cmaps[i] if cmaps else ("gray" if i == 0 else "inferno")
-            vmin, vmax = (vranges[i] if vranges and vranges[i] else (None, None))
+            vrange = vranges[i] if vranges else None
+            vmin, vmax = vrange if vrange is not None else (None, None)
             shown = ax.imshow(np.asarray(arr, dtype=np.float32).T, cmap=cmap, origin="lower", vmin=vmin,
                               vmax=vmax, interpolation="nearest")
             if i == len(panels) - 1:

@@ -37,7 +37,7 @@ def slice_scores(
 def slice_labels(label_volume, axis: int = -1) -> np.ndarray:
     """1 for slices with any lesion voxel, else 0."""
     lab = np.moveaxis(np.asarray(label_volume).astype(bool), axis, 0)
-    return lab.reshape(lab.shape[0], -1).any(axis=1).astype(np.int64)
+    return np.asarray(lab.reshape(lab.shape[0], -1).any(axis=1), dtype=np.int64)
 
 
 def size_strata(lesion_volumes) -> list[str]:

@@ -21,8 +21,8 @@ class ScoreHistogram:
         if num_bins < 2 or num_bins % 2:
             raise ValueError(f"num_bins must be an even number >= 2, got {num_bins}")
         self.num_bins = num_bins
-        self.lo: float | None = None
-        self.width = 0.0
+        self.lo, self.width = 0.0, 0.0  # set from the first scores
+        self.empty = True
         self.pos = np.zeros(num_bins, dtype=np.int64)
         self.neg = np.zeros(num_bins, dtype=np.int64)
 
@@ -32,10 +32,10 @@ class ScoreHistogram:
         if scores.size == 0:
             return
         lo, hi = float(scores.min()), float(scores.max())
-        if self.lo is None:
+        if self.empty:
             span = hi - lo
             self.width = span / self.num_bins * (1 + 1e-9) if span > 0 else max(abs(lo), 1.0) * 1e-9
-            self.lo = lo
+            self.lo, self.empty = lo, False
         while lo < self.lo:
             self._grow(downward=True)
         while hi >= self.lo + self.width * self.num_bins:

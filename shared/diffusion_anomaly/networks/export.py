@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 
@@ -34,6 +36,8 @@ class PositionalClassLabels(torch.nn.Module):
     The network's children are registered as this module's own, so its state dict has the network's keys and
     a checkpoint of the network loads into it (``ckpt_export`` loads weights after tracing).
     """
+
+    _network_forward: Callable[..., torch.Tensor]
 
     def __init__(self, network: torch.nn.Module):
         super().__init__()

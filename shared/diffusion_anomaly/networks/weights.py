@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..errors import InputDataError
 
 
-def load_checkpoint(path: str | os.PathLike) -> object:
+def load_checkpoint(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` with an error naming the file when it is not a checkpoint (a
     truncated or foreign file made torch say "Please file an issue")."""
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from monai.engines import DiffusionPrepareBatch
@@ -47,7 +47,7 @@ class ClassifierFreePrepareBatch(DiffusionPrepareBatch):
                  non_blocking: bool = False, **kwargs: Any):
         if self.class_key not in batchdata:
             raise KeyError(f"the batch has no image-level labels '{self.class_key}' (keys: {sorted(batchdata)})")
-        images, target, args, infer_kwargs = super().__call__(batchdata, device, non_blocking, **kwargs)
+        images, target, args, infer_kwargs = super().__call__(dict(batchdata), device, non_blocking, **kwargs)
         infer_kwargs["class_labels"] = self.class_labels(batchdata[self.class_key]).to(images.device)
         return images, target, args, infer_kwargs
 
@@ -60,8 +60,9 @@ class ClassConditionalDiffusionInferer(Inferer):
         super().__init__()
         self.scheduler = scheduler
 
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, noise: torch.Tensor,
-                 timesteps: torch.Tensor, class_labels: torch.Tensor | None = None, *args: Any,
-                 **kwargs: Any) -> torch.Tensor:
+    def __call__(  # type: ignore[override]  # the training call takes noise and timesteps, as MONAI's DiffusionInferer
+        self, inputs: torch.Tensor, network: Callable[..., Any], noise: torch.Tensor, timesteps: torch.Tensor,
+        class_labels: torch.Tensor | None = None, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         noisy = self.scheduler.add_noise(original_samples=inputs, noise=noise, timesteps=timesteps)
         return network(noisy, timesteps=timesteps, class_labels=class_labels)

@@ -8,7 +8,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class GradientClipping:
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(IterationEvents.BACKWARD_COMPLETED, self)
 
-    def __call__(self, engine: Engine) -> None:
+    def __call__(self, engine: Any) -> None:  # a SupervisedTrainer (network, optimizer, scaler)
         if getattr(engine, "amp", False) and getattr(engine, "scaler", None) is not None:
             engine.scaler.unscale_(engine.optimizer)
         torch.nn.utils.clip_grad_norm_(engine.network.parameters(), self.max_norm)
@@ -93,7 +93,7 @@ class ResumeCheckpoint:
     ``max_epochs`` wins over the saved one, so a finished run can be extended by raising it.
     """
 
-    def __init__(self, path: str | os.PathLike, save_dict: Mapping[str, object], interval: int = 1,
+    def __init__(self, path: str | os.PathLike, save_dict: Mapping[str, Any], interval: int = 1,
                  random_sources: object = None):
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
@@ -135,7 +135,7 @@ class ResumeCheckpoint:
         engine.load_state_dict(checkpoint["trainer"])
         engine.state.max_epochs = max_epochs
         logger.info(f"resumed from {self.path}: epoch {engine.state.epoch}, iteration {engine.state.iteration}")
-        if engine.state.epoch >= max_epochs:
+        if max_epochs is not None and engine.state.epoch >= max_epochs:
             logger.info(f"already trained for {engine.state.epoch} >= max_epochs={max_epochs} epochs")
             engine.terminate()
 
@@ -204,10 +204,10 @@ class ExponentialMovingAverage:
         network = getattr(network, "module", network)  # DistributedDataParallel
         for avg, new in zip(self.module.parameters(), network.parameters()):
             avg.lerp_(new.detach().to(avg.device), 1.0 - self.decay)
-        for avg, new in zip(self.module.buffers(), network.buffers()):
-            avg.copy_(new)
+        for avg_buffer, new_buffer in zip(self.module.buffers(), network.buffers()):
+            avg_buffer.copy_(new_buffer)
 
-    def __call__(self, engine: Engine) -> None:
+    def __call__(self, engine: Any) -> None:  # a SupervisedTrainer (it has the network)
         self.update(engine.network)
 
     def state_dict(self) -> dict:
@@ -226,8 +226,9 @@ class InitialWeights:
     ``ExponentialMovingAverage``) starts from the same weights, else it would average towards them from random ones.
     """
 
-    def __init__(self, network: torch.nn.Module, path: str | os.PathLike | None = None, ema: object = None):
-        self.network, self.path, self.ema = network, None if path in (None, "") else Path(path), ema
+    def __init__(self, network: torch.nn.Module, path: str | os.PathLike | None = None,
+                 ema: ExponentialMovingAverage | None = None):
+        self.network, self.path, self.ema = network, Path(path) if path else None, ema
         if self.path is not None and not self.path.is_file():
             raise FileNotFoundError(f"setting 'initial_weights': no such file {self.path}")
 
@@ -292,6 +293,8 @@ class TimeBudget:
         self._start = time.monotonic()
 
     def __call__(self, engine: Engine) -> None:
+        if self.seconds is None:
+            return
         stop = time.monotonic() - self._start >= self.seconds
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             nccl = torch.distributed.get_backend() == "nccl"

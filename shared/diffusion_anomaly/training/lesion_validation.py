@@ -146,7 +146,9 @@ class LesionValidation:
         module = getattr(self.network, "module", self.network)
         was_training = module.training
         module.eval()
-        pooled_s, pooled_l, per_family = [], [], {f: ([], []) for f in self.families}
+        pooled_s: list[np.ndarray] = []
+        pooled_l: list[np.ndarray] = []
+        per_family: dict[str, tuple[list, list]] = {f: ([], []) for f in self.families}
         try:
             for volume, label, brain, names in self._set:
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and self.device.type == "cuda"):
@@ -156,11 +158,13 @@ class LesionValidation:
                     take = (slice(None),) * self.axial_dim + (z,)
                     inside = brain[take]
                     s, lab = pred[take][inside], label[take][inside]
-                    pooled_s.append(s), pooled_l.append(lab)
-                    per_family[family][0].append(s), per_family[family][1].append(lab)
+                    pooled_s.append(s)
+                    pooled_l.append(lab)
+                    per_family[family][0].append(s)
+                    per_family[family][1].append(lab)
         finally:
             module.train(was_training)
-        result = {"ap": exact_curve(np.concatenate(pooled_s), np.concatenate(pooled_l)).ap}
+        result: dict[str, Any] = {"ap": exact_curve(np.concatenate(pooled_s), np.concatenate(pooled_l)).ap}
         result["per_family"] = {f: exact_curve(np.concatenate(s), np.concatenate(lab)).ap
                                 for f, (s, lab) in per_family.items()}
         return result

@@ -41,4 +41,4 @@ class SynomalyPrepareBatch(DiffusionPrepareBatch):
                  non_blocking: bool = False, **kwargs: Any):
         region = batchdata.get(self.region_key) if isinstance(batchdata, Mapping) else None
         self._region = None if region is None else torch.as_tensor(region)
-        return super().__call__(batchdata, device, non_blocking, **kwargs)
+        return super().__call__(dict(batchdata), device, non_blocking, **kwargs)

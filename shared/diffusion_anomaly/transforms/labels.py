@@ -25,7 +25,7 @@ class RandTumourd(Randomizable, MapTransform):
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob must lie in [0, 1], got {prob}")
         self.image_key, self.mask_key, self.label_key = image_key, mask_key, label_key
-        self.prob, self.radius_range = prob, tuple(radius_range)
+        self.prob, self.radius_range = prob, (float(radius_range[0]), float(radius_range[1]))
 
     def randomize(self, data=None) -> None:
         pass

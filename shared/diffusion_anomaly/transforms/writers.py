@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
+from monai.utils import ensure_tuple
 
 from ..io import save_nifti
 from ..io.overlay import save_panel_rows_png
@@ -40,7 +41,7 @@ class SaveMapd(MapTransform):
                  allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
-        self.mask_keys = set([mask_keys] if isinstance(mask_keys, str) else mask_keys)
+        self.mask_keys = set(ensure_tuple(mask_keys))
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
