@@ -137,7 +137,11 @@ def test_files_git_does_not_track_are_refused(tmp_path):
     exported = root / "intensity_baseline/models/model.ts"
     exported.write_bytes(b"traced")  # ignored by git
     (root / "intensity_baseline/docs/notes.md").write_text("untracked")
-    assert untracked() == sorted([str(exported), str(root / "intensity_baseline/docs/notes.md")])
+    new_folder = root / "intensity_baseline/docs/figures"  # git tracks nothing in it: still checked
+    new_folder.mkdir()
+    (new_folder / "plot.png").write_bytes(b"png")
+    assert untracked() == sorted([str(exported), str(root / "intensity_baseline/docs/notes.md"),
+                                  str(new_folder / "plot.png")])
     manifest = tmp_path / "manifest.json"
     pb.update_manifest(root, manifest)
     assert any("model.ts is not tracked by git" in p for p in pb.check_versions(root, manifest))

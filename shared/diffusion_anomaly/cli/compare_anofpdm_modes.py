@@ -36,7 +36,8 @@ def test_slices(config: ConfigParser, stride: int):
     volumes = []
     data = load_datalist(config.get_parsed_content("datalist"), "test")
     dataset = Dataset(data, config.get_parsed_content("preprocessing"))
-    for item in (dataset[i] for i in range(len(dataset))):
+    for i in range(len(dataset)):
+        item = dataset[i]
         brain = torch.as_tensor(item["foreground_mask"]) > 0
         zs = [z for z in range(brain.shape[-1]) if float(brain[..., z].float().mean()) >= 0.05][::stride]
         volumes.append((torch.stack([item["image"].as_tensor()[..., z] for z in zs]).float(),

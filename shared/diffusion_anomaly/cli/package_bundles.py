@@ -123,7 +123,7 @@ def untracked_files(bundle: str, root: Path = REPO / "bundles") -> list[str]:
     a git checkout are not checked (nothing to compare with)."""
     paths = [path for _, path in bundle_entries(bundle, root)]
     tracked = {folder: _git_tracked(folder) for folder in {p.parent for p in paths}}
-    return sorted(str(p) for p in paths if p.resolve() not in (tracked[p.parent] or {p.resolve()}))
+    return sorted(str(p) for p in paths if (listed := tracked[p.parent]) is not None and p.resolve() not in listed)
 
 
 def check_versions(root: Path = REPO / "bundles", manifest_path: Path = MANIFEST, check_git: bool = True) -> list[str]:

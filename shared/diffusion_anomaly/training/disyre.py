@@ -32,5 +32,5 @@ class DisyrePrepareBatch:
         if sources is not None:
             sources = [str(s) for s in sources]
         xt, _, t = self.corruption(x0, sources=sources)
-        return (xt.to(device=device, non_blocking=non_blocking), x0.to(device=device, non_blocking=non_blocking), (),
-                {"timesteps": t.to(device=device, non_blocking=non_blocking)})
+        move: dict[str, Any] = dict(device=device, non_blocking=non_blocking)
+        return xt.to(**move), x0.to(**move), (), {"timesteps": t.to(**move)}
