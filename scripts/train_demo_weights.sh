@@ -42,9 +42,11 @@ done
 
 if [[ " $BUNDLES " == *" anofpdm "* ]]; then
   echo "== anofpdm: constants for the new weights"
-  .venv/bin/python -m diffusion_anomaly derive-anofpdm-constants --datalist "$DATALIST" \
-    --out "$OUT/anofpdm/models/constants.json" \
-    --config-override "checkpoint=\"$PWD/$OUT/anofpdm/models/model.pt\"" 'intensity="standard"'
+  .venv/bin/python -m monai.bundle run \
+    --config_file "['bundles/anofpdm/configs/inference.json','bundles/anofpdm/configs/calibrate.json']" \
+    --datalist "$DATALIST" --intensity standard --checkpoint "$PWD/$OUT/anofpdm/models/model.pt" \
+    --calibration_dir "$PWD/$OUT/anofpdm/calibration"
+  cp "$OUT/anofpdm/calibration/constants.json" "$OUT/anofpdm/models/constants.json"
 fi
 
 .venv/bin/python - "$OUT" "$MINUTES" $BUNDLES <<'EOF'

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_anomaly.cli.derive_anofpdm_constants import choose_thr_cls
 from diffusion_anomaly.errors import InputDataError
 from diffusion_anomaly.inferers import read_constants
 from diffusion_anomaly.io import save_nifti
@@ -67,19 +66,24 @@ def run(cmd):
 
 def test_constants_come_from_image_level_labels_only_and_drive_inference(bundle, tmp_path):
     root, datalist = bundle
-    overrides = ["--config-override", "t_max=20", "step_stride=10"]
-    run([sys.executable, "-m", "diffusion_anomaly", "derive-anofpdm-constants", "--bundle", root,
-         "--datalist", datalist, "--stride", "1", *overrides])
-    constants = json.loads((root / "models/constants.json").read_text())
+    calibration = tmp_path / "calibration"
+    run([sys.executable, "-m", "monai.bundle", "run", "--config_file",
+         str([str(root / "configs/inference.json"), str(root / "configs/calibrate.json")]), "--datalist", datalist,
+         "--calibration_dir", calibration, "--calibration_stride", "1", *QUICK])
+    constants = json.loads((calibration / "constants.json").read_text())
     assert constants["validation"]["simulated_tumours"] and constants["validation"]["unhealthy_slices"] > 0
     assert constants["settings"]["t_max"] == 20 and constants["settings"]["step_stride"] == 10
     assert constants["validation"]["nfe_per_slice"] == 2 * 2  # two steps, two evaluations each
     assert len(constants["delta_max"]) == 1 and constants["delta_max"][0] > 0
+    overlay = calibration / "calibrated.json"
+    assert json.loads(overlay.read_text()) == {"constants_path": str(calibration / "constants.json")}
+    assert not (root / "models/constants.json").exists()  # the bundle's own files are not touched
 
     # inference reads them (and refuses settings they were not derived with)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", root / "configs/inference.json",
-           "--datalist", datalist, "--output_dir", out, *QUICK]
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
+           str([str(root / "configs/inference.json"), str(overlay)]), "--datalist", datalist, "--output_dir", out,
+           *QUICK]
     run(cmd)
     slice_label = json.loads((out / "v0/slice_label.json").read_text())["slice_label"]
     end_step = json.loads((out / "v0/end_step.json").read_text())["end_step"]
@@ -87,19 +91,9 @@ def test_constants_come_from_image_level_labels_only_and_drive_inference(bundle,
     assert all(e[0] in (-1, 0, 10) for e in end_step)
     assert (out / "v0/mask.nii.gz").exists() and (out / "v0/overlay.png").exists()
     with pytest.raises(InputDataError, match="step_stride=1"):
-        read_constants(str(root / "models/constants.json"), step_stride=1)
-
-
-def test_threshold_choice_minimises_misclassifications():
-    healthy = np.linspace(0.990, 1.0, 201)
-    unhealthy = np.array([0.90, 0.95, 0.985, 0.9905])
-    thr = choose_thr_cls(healthy, unhealthy)
-    errors = lambda c: int((unhealthy > c).sum() + (healthy < c).sum())  # noqa: E731
-    grid = [np.quantile(healthy, q) for q in np.linspace(0.005, 0.095, 100)]
-    assert errors(thr) == min(errors(c) for c in grid)
-    assert thr == pytest.approx(grid[[errors(c) for c in grid].index(errors(thr))])
+        read_constants(str(calibration / "constants.json"), step_stride=1)
 
 
 def test_missing_constants_error_names_the_command(tmp_path):
-    with pytest.raises(InputDataError, match="python -m diffusion_anomaly derive-anofpdm-constants"):
+    with pytest.raises(InputDataError, match=r"configs/calibrate\.json"):
         read_constants(str(tmp_path / "constants.json"))

@@ -27,6 +27,12 @@ def test_unknown_verbs_and_benchmarks_are_refused(capsys):
     assert main(["benchmark", "--what", "fast"]) == 2 and "--what must be one of" in capsys.readouterr().err
 
 
+def test_verbs_that_became_bundle_configs_say_where_they_went(capsys):
+    assert main(["tune-synomaly", "--stride", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "bundles/synomaly/configs/calibrate.json" in err and "calibration/calibrated.json" in err
+
+
 def test_the_module_runs_as_a_program():
     result = subprocess.run([sys.executable, "-m", "diffusion_anomaly", "check-demo-data"], capture_output=True,
                             text=True)

@@ -11,7 +11,7 @@ LAYERS = {
     2: {"data", "corruptions"},
     3: {"transforms", "samplers", "inferers"},
     4: {"training", "engines"},
-    5: {"evaluation"},
+    5: {"evaluation", "calibration"},
     6: {"cli", "__main__"},
 }
 LAYER_OF = {unit: layer for layer, units in LAYERS.items() for unit in units}

@@ -3,7 +3,6 @@ synthetic data shaped like the real sets (LiTS: HU volume + liver/tumour masks; 
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,18 +83,21 @@ def test_liver_ct_overlay_trains_with_liver_region_and_infers(tmp_path):
     assert pred.shape == (96, 96, 12)
     assert (out / "test0" / "overlay.png").stat().st_size > 0
 
-    # validation grid search reads the overlay and writes its choice into the overlay, not into inference.json
-    bundle = tmp_path / "bundle"
-    shutil.copytree(CONFIGS, bundle / "configs")
-    shutil.copytree(tmp_path / "models", bundle / "models")
-    cmd = [sys.executable, "-m", "diffusion_anomaly", "tune-synomaly", "--bundle", bundle, "--overlay",
-           "inference_liver_ct.json", "--datalist", data / "datalist.json", "--stride", "1", "--noise-levels", "100",
-           "--kernels", "3", "--thresholds", "0.1", "--min-object-fraction", "0.1", "--out", tmp_path / "tuning.json"]
-    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=REPO, env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
-    overlay = json.loads((bundle / "configs/inference_liver_ct.json").read_text())
-    assert (overlay["noise_level"], overlay["blur_kernel"], overlay["threshold"]) == (100, 3, 0.1)
-    assert (bundle / "configs/inference.json").read_text() == (CONFIGS / "inference.json").read_text()
+    # the validation grid search runs on the preset (its preprocessing, its liver masks) and writes its choice as
+    # an overlay in its output folder; the bundle's configs stay as they are
+    calibration = tmp_path / "calibration"
+    before = {p.name: p.read_text() for p in CONFIGS.glob("*.json")}
+    run(["inference.json", "inference_liver_ct.json", "calibrate.json"], *common, "--checkpoint",
+        tmp_path / "models/model.pt", "--calibration_dir", calibration, "--calibration_stride", "1",
+        "--calibration_min_object_fraction", "0.1", "--max_stages", "2",
+        "--calibration_grid", "{'noise_level': [100, 150], 'blur_kernel': [3], 'threshold': [0.1], 'fusion': ['mask']}")
+    report = json.loads((calibration / "calibration_report.json").read_text())
+    assert [row["noise_level"] for row in report["grid"]] == [100, 150]
+    assert all(row["slices"] > 0 and row["lesion_pixels"] > 0 and 0 <= row["mean_dice"] <= 1 for row in report["grid"])
+    best = max(report["grid"], key=lambda row: row["mean_dice"])
+    overlay = json.loads((calibration / "calibrated.json").read_text())
+    assert overlay == {"noise_level": best["noise_level"], "blur_kernel": 3, "threshold": 0.1, "fusion": "mask"}
+    assert {p.name: p.read_text() for p in CONFIGS.glob("*.json")} == before
     np.testing.assert_allclose(pred.affine, np.diag([3.0, 3.0, 5.0, 1.0]))
     assert np.isfinite(pred.get_fdata()).all()
 

@@ -18,11 +18,11 @@ VERBS = {
     "benchmark": ("benchmark", "accuracy of every bundle on a datalist split (--what speed | anofpdm-fast-mode | "
                                "anofpdm-modes for the other benchmarks)"),
     "select-standardisation": ("select_standardisation", "choose the intensity standardisation on validation data"),
-    "select-disyre-scoring": ("select_disyre_scoring", "choose DISYRE's score (healing / ensemble) on validation"),
-    "tune-synomaly": ("tune_synomaly", "choose Synomaly's t_s, k, threshold and fusion on validation"),
-    "derive-anofpdm-constants": ("derive_anofpdm_constants", "derive AnoFPDM's thr_cls and delta_max on validation"),
     "package": ("package_bundles", "release zips, the version check (--check) and the manifest"),
 }
+# verbs of 0.1.3 and earlier that are now a bundle config (configs/calibrate.json), by bundle
+MOVED_TO_BUNDLE_CONFIG = {"select-disyre-scoring": "disyre", "tune-synomaly": "synomaly",
+                          "derive-anofpdm-constants": "anofpdm"}
 BENCHMARKS = {"accuracy": "benchmark", "speed": "benchmark_speed", "anofpdm-fast-mode": "benchmark_anofpdm",
               "anofpdm-modes": "compare_anofpdm_modes"}
 
@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     verb, rest = argv[0], argv[1:]
+    if verb in MOVED_TO_BUNDLE_CONFIG:
+        configs = f"bundles/{MOVED_TO_BUNDLE_CONFIG[verb]}/configs"
+        print(f"{verb} is now the bundle's calibration config: python -m monai.bundle run --config_file "
+              f"\"['{configs}/inference.json','{configs}/calibrate.json']\" [--datalist ...]; it writes an overlay "
+              "(<output_dir>/calibration/calibrated.json) to pass after inference.json", file=sys.stderr)
+        return 2
     if verb not in VERBS:
         print(f"unknown verb {verb!r}\n\n{usage()}", file=sys.stderr)
         return 2

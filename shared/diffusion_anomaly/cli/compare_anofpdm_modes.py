@@ -1,8 +1,9 @@
 """Accuracy cost of AnoFPDM's fast mode: full (every t) and fast (step stride) inference on the same test slices.
 
 Every ``--slice-stride``-th test slice with brain is scored by each mode, with the constants derived for that
-mode (``--constants NAME=PATH``; derive them with
-``python -m diffusion_anomaly derive-anofpdm-constants --config-override step_stride=... --out PATH``).
+mode (``--constants NAME=PATH``; derive them with the bundle's calibration, ``python -m monai.bundle run
+--config_file "['bundles/anofpdm/configs/inference.json','bundles/anofpdm/configs/calibrate.json']"
+--step_stride ... --calibration_dir DIR``, which writes ``DIR/constants.json``).
 Reported per mode: pixel AP and AUROC inside the brain, Dice of the gated masks (pooled over the slices), slice
 classification accuracy against "slice has lesion", NFE and seconds per slice.
 

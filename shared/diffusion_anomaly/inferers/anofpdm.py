@@ -327,8 +327,9 @@ CONSTANT_SETTINGS = ("t_max", "step_stride", "guidance", "reference", "forward_p
 
 
 def read_constants(path: str, **settings: Any) -> dict:
-    """``thr_cls`` and ``delta_max`` stored next to the weights by
-    ``python -m diffusion_anomaly derive-anofpdm-constants``.
+    """``thr_cls`` and ``delta_max`` as written by the bundle's calibration
+    (``--config_file "['configs/inference.json','configs/calibrate.json']"``, see
+    ``diffusion_anomaly.calibration.AnoFPDMConstants``).
 
     ``settings`` (t_max, step_stride, ...) are compared with those the constants were derived with; a mismatch
     raises, because both constants depend on them.
@@ -339,8 +340,9 @@ def read_constants(path: str, **settings: Any) -> dict:
     from ..errors import InputDataError
 
     if not os.path.isfile(path):
-        raise InputDataError(path, "AnoFPDM constants file does not exist; derive it with "
-                                   "python -m diffusion_anomaly derive-anofpdm-constants")
+        raise InputDataError(path, "AnoFPDM constants file does not exist; derive it with python -m monai.bundle "
+                                   "run --config_file \"['configs/inference.json','configs/calibrate.json']\" "
+                                   "and pass the overlay it writes (calibration/calibrated.json) after inference.json")
     try:
         constants = json.loads(open(path).read())
         thr_cls, delta_max = float(constants["thr_cls"]), [float(v) for v in constants["delta_max"]]

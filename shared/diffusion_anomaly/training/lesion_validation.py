@@ -47,7 +47,8 @@ class LesionValidation:
         intensity: transform into the inferer's intensity range.
         inferer: the bundle's inferer; ``inferer(volume, network)`` returns the map or a dict with "pred".
         network: the network whose weights are validated and saved (e.g. the EMA copy for AnoFPDM).
-        curve_path: JSON file of the validation curve.
+        curve_path: JSON file of the validation curve; None: kept in memory only (calibration scores one
+            network once).
         best_path: where the best weights are written (atomically); None to keep none.
         families: lesion families (default: all five of the in-domain benchmark).
         slices_per_family: axial slices kept per painted volume.
@@ -64,7 +65,7 @@ class LesionValidation:
     """
 
     def __init__(self, data: Sequence[dict], loading: Callable | Sequence[Callable], intensity: Callable,
-                 inferer: Callable, network: torch.nn.Module, curve_path: str | os.PathLike,
+                 inferer: Callable, network: torch.nn.Module, curve_path: str | os.PathLike | None = None,
                  best_path: str | os.PathLike | None = None, families: Sequence[str] = FAMILIES,
                  slices_per_family: int = 4, radii: Sequence[float] = (5.0, 12.0), interval: int = 5,
                  validate_at_start: bool = False, seed: int = 12345, axial_dim: int = 2,
@@ -81,7 +82,8 @@ class LesionValidation:
             logger.info("no validation volumes: synthetic-lesion validation is off for this run")
         self.data, self.intensity, self.inferer, self.network = list(data), intensity, inferer, network
         self.loading = loading if callable(loading) else Compose(list(loading))
-        self.curve_path, self.best_path = Path(curve_path), None if best_path is None else Path(best_path)
+        self.curve_path = None if curve_path is None else Path(curve_path)
+        self.best_path = None if best_path is None else Path(best_path)
         self.families, self.slices_per_family, self.interval = tuple(families), slices_per_family, interval
         self.validate_at_start = check_bool("val_at_start", validate_at_start)
         self.radii = (float(radii[0]), float(radii[1]))
@@ -98,7 +100,7 @@ class LesionValidation:
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
 
     def _start(self, engine: Engine) -> None:
-        if self.curve_path.is_file():
+        if self.curve_path is not None and self.curve_path.is_file():
             self.curve = json.loads(self.curve_path.read_text())["curve"]
             self.best = max((row["ap"] for row in self.curve), default=-1.0)
         fresh = engine.state.iteration == 0 and not any(row["iteration"] == 0 for row in self.curve)
@@ -182,8 +184,9 @@ class LesionValidation:
             if self.best_path is not None:
                 save_weights(self.network, self.best_path)
         best_row = max(self.curve, key=lambda r: r["ap"])
-        atomic_write_json(self.curve_path, {"metric": "pixel AP inside the brain, synthetic lesions on the "
-                                                      "validation volumes", "best": best_row, "curve": self.curve})
+        if self.curve_path is not None:
+            atomic_write_json(self.curve_path, {"metric": "pixel AP inside the brain, synthetic lesions on the "
+                                                          "validation volumes", "best": best_row, "curve": self.curve})
         if self.writer is not None:
             self.writer.add_scalar(self.metric_name, ap, iteration)
             for family, value in result["per_family"].items():
