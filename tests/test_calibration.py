@@ -83,6 +83,15 @@ def test_search_settings_are_checked_before_any_evaluation(tmp_path):
     assert calls == [1] and not (tmp_path / "calibrated.json").exists()
 
 
+def test_an_empty_validation_split_is_one_clear_error():
+    from diffusion_anomaly.calibration import LesionValidationAP
+    from diffusion_anomaly.training import LesionValidation
+
+    validation = LesionValidation([], [], lambda d: d, lambda v, n: v, network=None)
+    with pytest.raises(ValueError, match="'validation' split is empty"):
+        LesionValidationAP(validation)
+
+
 @pytest.mark.parametrize("bundle, inferer_type, grid", [
     ("disyre", DisyreInferer, {"scoring": ["ensemble", "healing"]}),
     ("synomaly", SynomalyInferer, {"noise_level": [100, 300], "blur_kernel": [3, 11], "threshold": [0.1, 0.45],

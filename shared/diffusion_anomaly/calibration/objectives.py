@@ -19,6 +19,8 @@ class LesionValidationAP:
     the inferer under test. The validation set is painted once and reused for every inferer."""
 
     def __init__(self, validation: Any):
+        if not validation.data:
+            raise ValueError("calibration needs validation volumes: the datalist's 'validation' split is empty")
         self.validation = validation
 
     def __call__(self, inferer: Any, network: torch.nn.Module) -> dict:
