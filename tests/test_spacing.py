@@ -57,4 +57,6 @@ def test_a_finer_scan_is_scored_at_the_trained_spacing_and_mapped_back(tmp_path)
         a, b = got[: n[0], : n[1]][inside[: n[0], : n[1]]], expected[: n[0], : n[1]][inside[: n[0], : n[1]]]
         scores[run] = float(np.corrcoef(a, b)[0, 1])
     print(scores)
-    assert scores["resampled"] > scores["native"] + 0.1 and scores["resampled"] > 0.85
+    # the resampled run scores (almost) the 1 mm image itself, only interpolation separates the two maps; how much
+    # the native run loses depends on the weights: 0.19 with DISYRE's 0.1.2 weights, 0.985 with the 0.1.3 ones
+    assert scores["resampled"] > 0.95 and scores["resampled"] > scores["native"]
