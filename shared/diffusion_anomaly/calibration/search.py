@@ -68,11 +68,9 @@ class SettingSearch:
 
     def run(self) -> dict:
         combinations = self.combinations()
-        for setting in combinations:  # a bad candidate fails before any network evaluation
-            self.build(setting)
+        inferers = [self.build(setting) for setting in combinations]  # a bad candidate fails before any evaluation
         rows = []
-        for setting in tqdm(combinations, desc="calibration", unit="setting"):
-            inferer = self.build(setting)
+        for setting, inferer in tqdm(list(zip(combinations, inferers)), desc="calibration", unit="setting"):
             with torch.no_grad():
                 scores = dict(self.objective(inferer, self.network))
             if self.metric not in scores:
