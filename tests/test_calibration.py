@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from monai.bundle import ConfigParser
 
 from diffusion_anomaly.calibration import SettingSearch, choose_thr_cls, write_config_overlay
@@ -166,3 +167,32 @@ def test_disyre_calibration_through_the_bundle_cli(tmp_path):
     overlay = tmp_path / "out/calibration/calibrated.json"
     assert json.loads(overlay.read_text()) == {"scoring": best}
     assert bundle_config("disyre", "inference.json", str(overlay)).get_parsed_content("inferer").scoring == best
+
+
+def test_simulated_lesion_scores_equal_direct_computation():
+    """SimulatedLesionDice on an inferer that returns the painted lesions themselves: Dice 1 and pixel AP 1; on
+    one that ranks them lowest: Dice 0 and AP = the lesion prevalence inside the brain (the least an AP can be)."""
+    from diffusion_anomaly.calibration import SimulatedLesionDice
+
+    rng = np.random.default_rng(0)
+    image = np.full((1, 72, 72, 4), -1.0, np.float32)  # DISYRE's lesion box is 64 px
+    brain = np.zeros((1, 72, 72, 4), np.float32)
+    brain[:, 4:68, 4:68, :] = 1
+    image[brain > 0] = rng.uniform(-0.2, 0.6, int(brain.sum()))
+    objective = SimulatedLesionDice([{"image": image, "foreground_mask": brain}], stride=1, min_object_fraction=0.1)
+    _, labels, objects = objective.lesioned()
+    lesion = labels.any(1, keepdim=True)
+    assert lesion.sum() > 0
+
+    def oracle(images, network):
+        return {"pred": lesion.float(), "mask": lesion}
+
+    def inverted(images, network):
+        return {"pred": -lesion.float(), "mask": torch.zeros_like(lesion)}
+
+    found = objective(oracle, None)
+    assert found["mean_dice"] == 1.0 and found["pixel_ap"] == pytest.approx(1.0) and found["healthy_fpr"] == 0.0
+    missed = objective(inverted, None)
+    prevalence = float(lesion[objects].float().mean())
+    assert missed["pixel_ap"] == pytest.approx(prevalence, rel=1e-6)
+    assert missed["slices"] == 4 and missed["lesion_pixels"] == int(labels.sum())

@@ -37,3 +37,23 @@ def test_the_module_runs_as_a_program():
     result = subprocess.run([sys.executable, "-m", "diffusion_anomaly", "check-demo-data"], capture_output=True,
                             text=True)
     assert result.returncode == 0 and "demo data OK" in result.stdout
+
+
+def test_benchmark_table_reads_each_column_from_the_evaluation_metrics():
+    """The README's accuracy table: every number is the evaluation's own, in the column that names it."""
+    from diffusion_anomaly.cli.benchmark import COLUMNS, markdown, row
+
+    metrics = {"method": "m", "pooled": {"ap": 0.347, "auroc": 0.984, "oracle_dice": 0.533},
+               "calibrated": {"fpr_1": {"dice": 0.527, "labelled_fraction": 0.0224}, "fpr_5": {"dice": 0.397}},
+               "slice_level": {"mean": {"auroc": 0.662}},
+               "cost": {"nfe_per_slice": 1.0, "seconds_per_volume": 23.2, "peak_rss_mb": 1736.1, "peak_gpu_mb": None,
+                        "device": "cpu"}}
+    r = row(metrics)
+    assert (r["AP"], r["AUROC"], r["oracle Dice"], r["Dice @ FPR 5 %"], r["Dice @ FPR 1 %"],
+            r["labelled @ FPR 1 %"], r["slice AUROC (mean)"]) == (0.347, 0.984, 0.533, 0.397, 0.527, 0.0224, 0.662)
+    header, _, line = markdown([r]).splitlines()
+    names, values = ([c.strip() for c in text.strip("|").split("|")] for text in (header, line))
+    cells = dict(zip(names, values))
+    assert list(cells) == list(COLUMNS)
+    assert cells["AUROC"] == "0.984" and cells["labelled @ FPR 1 %"] == "0.022" and cells["s / volume"] == "23.20"
+    assert row(dict(metrics, calibrated={}))["Dice @ FPR 1 %"] is None  # an evaluation without that threshold

@@ -66,6 +66,8 @@ def test_metrics_equal_direct_computation(tmp_path):
     assert m["pooled"]["oracle_dice"] == pytest.approx(direct.oracle_dice, abs=1e-9)
     assert m["calibrated"]["fpr_5"]["threshold"] == pytest.approx(t5)
     assert m["calibrated"]["fpr_5"]["dice"] == pytest.approx(dice_from_counts(*overlap_counts(scores >= t5, labels)))
+    # what a viewer would paint at that threshold: the fraction of the test brain voxels at or above it
+    assert m["calibrated"]["fpr_5"]["labelled_fraction"] == pytest.approx(np.mean(scores >= t5))
     assert m["n_test_cases"] == 3 and m["failures"] == []
     assert set(m["slice_level"]) == {"mean", "max", "topk"}
     assert m["slice_level"]["max"]["n_unhealthy"] == 3 * 2  # two lesion slices per case
@@ -77,6 +79,8 @@ def test_metrics_equal_direct_computation(tmp_path):
     assert float(rows[0]["ap"]) == pytest.approx(exact_curve(
         cases[0]["image"].numpy()[0][cases[0]["foreground_mask"].numpy()[0] > 0],
         cases[0]["label"].numpy()[0][cases[0]["foreground_mask"].numpy()[0] > 0]).ap, rel=1e-5)
+    brain0 = cases[0]["foreground_mask"].numpy()[0] > 0
+    assert float(rows[0]["labelled_fpr5"]) == pytest.approx(np.mean(cases[0]["image"].numpy()[0][brain0] >= t5))
     assert (out / "pr_curve.png").stat().st_size > 1000
     assert (out / "overlays/t0/overlay.png").is_file()
 

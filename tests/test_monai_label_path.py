@@ -54,7 +54,9 @@ def bundle_infer_task(bundle_dir: Path, image: Path, overrides: dict) -> dict:
 
     pre = list(config.get_parsed_content("preprocessing", instantiate=True).transforms)
     pre = [monai_label_loader(t) if isinstance(t, LoadImaged) else t for t in pre]
-    data = {"image": str(image)}
+    # the request as MONAI Label 0.8.5's BasicInferTask builds it (its server log: "PRE - Input Keys")
+    data = {"device": "cpu", "model_filename": ["model.pt"], "model": bundle_dir.name, "image": str(image),
+            "description": "the bundle's description", "image_path": str(image)}
     for t in pre:
         data = t(data)
     inferer = config.get_parsed_content("inferer", instantiate=True)
@@ -79,6 +81,7 @@ def test_bundle_infer_task_path_gives_a_label_map_and_keeps_the_float_map(bundle
     save_nifti(vol, np.diag([-1.0, -1.0, 1.0, 1.0]), tmp_path / "scan.nii.gz")
 
     data = bundle_infer_task(bundle_dir, tmp_path / "scan.nii.gz", QUICK[bundle])
+    assert data["image_path"] == str(tmp_path / "scan.nii.gz")  # MONAI Label's writer names the result from it
     pred, score = data["pred"], data["anomaly_map"]
     assert pred.dtype == torch.uint8 and set(torch.unique(pred).tolist()) <= {0, 1}
     assert tuple(pred.shape) == tuple(score.shape) == (1, 40, 48, 5)  # back on the input grid

@@ -172,3 +172,27 @@ def test_mask_bounding_box_is_monais_box_with_a_margin():
         assert mask_bounding_box(mask, margin) == expected
     with pytest.raises(ValueError, match="empty"):
         mask_bounding_box(np.zeros((4, 4, 4)))
+
+
+def test_spacing_keeps_plain_request_values_and_resamples_like_monai(tmp_path):
+    """MONAI Label requests carry the file name under ``image_path``; MONAI 1.6.1's Spacingd tries to update it as
+    a metadata dictionary (HTTP 500 on every request). Ours sets such values aside and resamples identically."""
+    from monai.transforms import LoadImaged
+    from monai.transforms import Spacingd as MonaiSpacingd
+
+    from diffusion_anomaly.io import save_nifti
+    from diffusion_anomaly.transforms import Spacingd
+
+    rng = np.random.default_rng(0)
+    save_nifti(rng.uniform(0, 1, (20, 24, 3)).astype(np.float32), np.diag([0.78, 0.78, 1.0, 1.0]),
+               tmp_path / "scan.nii.gz")
+    loaded = LoadImaged("image", ensure_channel_first=True)({"image": str(tmp_path / "scan.nii.gz")})
+    request = dict(loaded, image_path=str(tmp_path / "scan.nii.gz"), model="disyre")
+    with pytest.raises(AttributeError, match="'str' object has no attribute 'update'"):
+        MonaiSpacingd("image", pixdim=(1.0, 1.0, 0.0))(dict(request))  # the MONAI behaviour this works around
+    out = Spacingd("image", pixdim=(1.0, 1.0, 0.0))(dict(request))
+    expected = MonaiSpacingd("image", pixdim=(1.0, 1.0, 0.0))(dict(loaded))
+    assert out["image_path"] == request["image_path"] and out["model"] == "disyre"
+    assert tuple(out["image"].shape) == tuple(expected["image"].shape) == (1, 16, 19, 3)
+    torch.testing.assert_close(out["image"].as_tensor(), expected["image"].as_tensor())
+    assert out["image"].pixdim.tolist() == pytest.approx([1.0, 1.0, 1.0])

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..corruptions import DisyreCorruption
-from ..metrics import dice_from_counts, overlap_counts
+from ..metrics import dice_from_counts, exact_curve, overlap_counts
 from ..schedulers import DisyreScheduler
 
 
@@ -32,7 +32,7 @@ class SimulatedLesionDice:
     """For inferers that return a binary ``mask`` (Synomaly): mean Dice over validation slices carrying lesions
     the model never saw in training, DISYRE's foreign-patch corruption ("fpi") at full strength (t = 100),
     seeded. The reference tunes on the per-image Dice; the false-positive rate on the healthy object pixels of the
-    same slices is reported beside it.
+    same slices and the pooled pixel AP of the continuous map ``pred`` inside the object are reported beside it.
 
     Args:
         dataset: validation volumes after the bundle's preprocessing (``image`` in [-1, 1], ``foreground_mask``).
@@ -90,8 +90,10 @@ class SimulatedLesionDice:
         pred = out["mask"].cpu() > 0
         dices = [dice_from_counts(*overlap_counts(p[o], g[o])) for p, g, o in zip(pred, labels, objects)]
         healthy = objects & ~labels
+        lesion = labels.any(1, keepdim=True)
         scores = {"mean_dice": float(np.mean(dices)),
                   "healthy_fpr": float((pred & healthy).sum()) / max(int(healthy.sum()), 1),
+                  "pixel_ap": exact_curve(out["pred"].float().cpu()[objects].numpy(), lesion[objects].numpy()).ap,
                   "slices": len(images), "lesion_pixels": int(labels.sum())}
         if "stages" in out:  # Synomaly's multi-stage inference
             scores["mean_stages"] = float(out["stages"].float().mean())

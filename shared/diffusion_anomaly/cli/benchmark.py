@@ -22,8 +22,8 @@ from pathlib import Path
 
 from . import REPO
 
-COLUMNS = ("method", "AP", "oracle Dice", "Dice @ FPR 5 %", "slice AUROC (mean)", "NFE / slice", "s / volume",
-           "peak memory (MB)", "device")
+COLUMNS = ("method", "AP", "AUROC", "oracle Dice", "Dice @ FPR 5 %", "Dice @ FPR 1 %", "labelled @ FPR 1 %",
+           "slice AUROC (mean)", "NFE / slice", "s / volume", "peak memory (MB)", "device")
 
 
 def _fmt(x, digits=3) -> str:
@@ -36,8 +36,12 @@ def row(metrics: dict) -> dict:
     return {
         "method": metrics["method"],
         "AP": metrics["pooled"]["ap"],
+        "AUROC": metrics["pooled"]["auroc"],
         "oracle Dice": metrics["pooled"]["oracle_dice"],
         "Dice @ FPR 5 %": metrics["calibrated"].get("fpr_5", {}).get("dice"),
+        "Dice @ FPR 1 %": metrics["calibrated"].get("fpr_1", {}).get("dice"),
+        # the fraction of the test brain a viewer sees labelled at the 1 % healthy-FPR threshold
+        "labelled @ FPR 1 %": metrics["calibrated"].get("fpr_1", {}).get("labelled_fraction"),
         "slice AUROC (mean)": metrics["slice_level"].get("mean", {}).get("auroc"),
         "NFE / slice": cost["nfe_per_slice"],
         "s / volume": cost["seconds_per_volume"],

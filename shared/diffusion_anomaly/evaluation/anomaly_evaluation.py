@@ -34,6 +34,7 @@ from ..metrics import (
     PooledScores,
     dice_from_counts,
     exact_curve,
+    labelled_fraction,
     overlap_counts,
     sensitivity_precision,
     size_strata,
@@ -192,6 +193,7 @@ class AnomalyEvaluation:
                 calibrated[fpr] += counts
                 row[f"dice_fpr{_pct(fpr)}"] = dice_from_counts(*counts)
                 row[f"sensitivity_fpr{_pct(fpr)}"], row[f"precision_fpr{_pct(fpr)}"] = sensitivity_precision(*counts)
+                row[f"labelled_fpr{_pct(fpr)}"] = labelled_fraction(*counts, len(s))
             brain = spatial_array(item["foreground_mask"]) > 0 if "foreground_mask" in item else region
             labels_per_slice = slice_labels(label)
             for r in self.reductions:
@@ -227,7 +229,8 @@ class AnomalyEvaluation:
             sens, prec = sensitivity_precision(*counts)
             operating[f"fpr_{_pct(fpr)}"] = {"target_fpr": fpr, "threshold": thresholds[fpr],
                                              "dice": dice_from_counts(*counts), "sensitivity": sens,
-                                             "precision": prec}
+                                             "precision": prec,
+                                             "labelled_fraction": labelled_fraction(*counts, curve.n_pos + curve.n_neg)}
         slice_level = {}
         for r, (scores, labels) in slice_data.items():
             if scores:

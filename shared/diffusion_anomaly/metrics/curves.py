@@ -117,6 +117,11 @@ def dice_from_counts(tp: int, fp: int, fn: int) -> float:
     return 1.0 if denominator == 0 else 2 * tp / denominator
 
 
+def labelled_fraction(tp: int, fp: int, fn: int, total: int) -> float:
+    """Fraction (TP + FP) / total of the voxels a threshold labels: what a viewer would paint (NaN for no voxels)."""
+    return (tp + fp) / total if total else float("nan")
+
+
 def sensitivity_precision(tp: int, fp: int, fn: int) -> tuple[float, float]:
     """Sensitivity (NaN without positives) and precision (NaN without predictions)."""
     sens = tp / (tp + fn) if tp + fn else float("nan")

@@ -5,6 +5,7 @@ from .labelmap import LabelMapd, UnpackInfererOutputd
 from .labels import ImageLabeld, RandTumourd
 from .loading import LoadImagesIfGivend
 from .mask import EnsureBrainMaskd, EnsureForegroundMaskd
+from .spacing import Spacingd
 from .standardise import StandardiseIntensityd, intensity_scaling, range_change
 from .writers import SaveJsond, SaveMapd, SaveOverlayd
 
@@ -29,4 +30,5 @@ __all__ = [
     "SaveMapd",
     "SaveJsond",
     "SaveOverlayd",
+    "Spacingd",
 ]
