@@ -90,9 +90,11 @@ def test_stock_sdk_operators_give_the_bundle_map(bundle, tmp_path):
                     str(tmp_path / "datalist.json"), "--output_dir", str(tmp_path / "own")], check=True,
                    capture_output=True)
     own = np.asarray(nib.load(str(tmp_path / "own/case/pred.nii.gz")).dataobj)
-    expected = np.clip(own / 2.0 * 255.0, 0, 255)  # inference_deploy.json: scores 0-2 -> 0-255 (uint8)
+    # inference_deploy.json maps scores 0-2 to 0-255 and the SDK's uint8 cast truncates: cast the bundle's map alike
+    expected = np.floor(np.clip(own / 2.0 * 255.0, 0, 255))
     sent = np.squeeze(sent)
     if sent.shape != expected.shape:  # the SDK hands images out as (D, H, W)
         sent = np.transpose(sent, (2, 1, 0))
     assert sent.shape == volume.shape  # the whole volume, not one slice
-    assert np.abs(sent.astype(np.float64) - expected).max() <= 1.0 + 1e-6
+    # one grey level: the traced network differs from the eager one in the last bits, which can cross an integer
+    assert np.abs(sent.astype(np.float64) - expected).max() <= 1.0
