@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,44 @@ def test_benchmark_table_reads_each_column_from_the_evaluation_metrics():
     assert list(cells) == list(COLUMNS)
     assert cells["AUROC"] == "0.984" and cells["labelled @ FPR 1 %"] == "0.022" and cells["s / volume"] == "23.20"
     assert row(dict(metrics, calibrated={}))["Dice @ FPR 1 %"] is None  # an evaluation without that threshold
+
+
+def test_benchmark_resume_reads_back_only_a_run_of_the_same_command_and_files(tmp_path, monkeypatch):
+    """A long CPU benchmark runs in pieces: --resume reuses a bundle's metrics only while its evaluation command
+    (less the output folder), configs and weights are unchanged."""
+    import json
+
+    from diffusion_anomaly.cli import benchmark
+
+    bundle = tmp_path / "bundles" / "fake"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "models").mkdir()
+    for name in ("inference.json", "evaluate.json"):
+        (bundle / "configs" / name).write_text("{}")
+    (bundle / "models" / "model.pt").write_bytes(b"weights v1")
+    metrics = {"method": "Fake", "pooled": {"ap": 0.5, "auroc": 0.9, "oracle_dice": 0.4}, "calibrated": {},
+               "slice_level": {}, "cost": {"nfe_per_slice": 0.0, "seconds_per_volume": 1.0, "peak_rss_mb": 1.0,
+                                           "device": "cpu"}}
+    runs = []
+
+    def fake_run(cmd):
+        runs.append(cmd)
+        out = Path(cmd[cmd.index("--output_dir") + 1])
+        (out / "evaluation").mkdir(parents=True, exist_ok=True)
+        (out / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(benchmark, "REPO", tmp_path)
+    monkeypatch.setattr(benchmark.subprocess, "run", fake_run)
+    out = tmp_path / "runs"
+    assert benchmark.main(["--bundles", "fake", "--out", str(out)]) == 0 and len(runs) == 1
+    assert benchmark.main(["--bundles", "fake", "--out", str(out), "--resume"]) == 0 and len(runs) == 1
+    assert "| Fake | 0.500 |" in (out / "benchmark.md").read_text()
+    assert benchmark.main(["--bundles", "fake", "--out", str(out)]) == 0 and len(runs) == 2  # no --resume: runs
+    assert benchmark.main(["--bundles", "fake", "--out", str(out), "--resume", "--intensity", "paper"]) == 0
+    assert len(runs) == 3  # another command
+    (bundle / "models" / "model.pt").write_bytes(b"weights v2")
+    assert benchmark.main(["--bundles", "fake", "--out", str(out), "--resume", "--intensity", "paper"]) == 0
+    assert len(runs) == 4  # new weights
+    elsewhere = [str(tmp_path / "elsewhere") if arg == str(out / "fake") else arg for arg in runs[-1]]
+    assert elsewhere != runs[-1] and benchmark.fingerprint(bundle, elsewhere) == benchmark.fingerprint(bundle, runs[-1])

@@ -136,3 +136,36 @@ def test_ultrasound_overlay_trains_and_infers_on_png_frames(tmp_path):
     assert np.isfinite(pred).all()
     assert (out / "frame2" / "overlay.png").stat().st_size > 0
     assert json.loads((out / "frame2" / "stages.json").read_text())["stages"] in (1, 2)
+
+
+def _augmentation(*overlays: str):
+    from monai.bundle import ConfigParser
+    from monai.transforms import Compose
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json"), *[str(CONFIGS / o) for o in overlays]])
+    parser["bundle_root"] = str(REPO / "bundles" / "synomaly")
+    return parser.get_parsed_content("train#augmentation"), Compose
+
+
+def test_default_training_augmentation_is_the_papers_flips():
+    transforms, _ = _augmentation()
+    assert [type(t).__name__ for t in transforms] == ["RandFlipd", "RandFlipd"]
+
+
+def test_anatomy_augmentation_keeps_the_background_at_minus_one_and_the_range():
+    """The overlay augments in [0, 2] (so zero padding and multiplicative bias keep the background) and shifts
+    back: outside the (moved) brain mask the slice is exactly -1, inside it stays in [-1, 1]."""
+    transforms, compose = _augmentation("train_anatomy_augmentation.json")
+    augment = compose(transforms).set_random_state(seed=0)
+    yy, xx = np.mgrid[:64, :48]
+    mask = (((yy - 32) / 26.0) ** 2 + ((xx - 24) / 19.0) ** 2 < 1).astype(np.float32)
+    image = np.where(mask > 0, -0.6 + 0.5 * np.cos(xx / 3.0) * np.sin(yy / 5.0), -1.0).astype(np.float32)
+    changed = 0
+    for _ in range(12):
+        out = augment({"image": torch.from_numpy(image[None]), "foreground_mask": torch.from_numpy(mask[None])})
+        x, m = np.asarray(out["image"][0]), np.asarray(out["foreground_mask"][0])
+        assert x.shape == image.shape and set(np.unique(m)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(x[m == 0], -1.0)
+        assert x.min() >= -1.0 and x.max() <= 1.0
+        changed += not np.allclose(x, image, atol=1e-4)
+    assert changed >= 8

@@ -7,19 +7,28 @@ and the table is read from the ``metrics.json`` files it writes. Also writes the
 Test cases that carry a ``family`` (the in-domain benchmark, ``shared/demo_data/in_domain_benchmark.json``) also
 get a table per family.
 
+A CPU benchmark of every bundle takes hours, so it can be run in pieces: after each bundle, ``<out>/<bundle>/
+benchmark_run.json`` records what produced its metrics (the evaluation command less its output folder, and the
+SHA-256 of the bundle's configs and weights). With ``--resume`` a bundle whose record matches the current command
+and files is read back instead of run again; any difference (datalist, device, intensity, an edited config, new
+weights) runs it again.
+
 Usage: python -m diffusion_anomaly benchmark [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
                                    [--device cpu|cuda] [--intensity paper|standard] [--out runs/benchmark]
+                                   [--resume]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from ..io import atomic_write_json
 from . import REPO
 
 COLUMNS = ("method", "AP", "AUROC", "oracle Dice", "Dice @ FPR 5 %", "Dice @ FPR 1 %", "labelled @ FPR 1 %",
@@ -76,6 +85,25 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fingerprint(bundle: Path, command: list[str]) -> dict:
+    """What a bundle's benchmark metrics depend on: its evaluation command (without the output folder, so a run
+    moved to another ``--out`` still matches), the SHA-256 of every file under the bundle's ``configs`` and
+    ``models``, and one SHA-256 over the shared package's code (all but these command-line tools)."""
+    args = list(command)
+    if "--output_dir" in args:
+        at = args.index("--output_dir")
+        del args[at:at + 2]
+    files = sorted(p for folder in ("configs", "models") for p in (bundle / folder).rglob("*") if p.is_file())
+    digests = {str(p.relative_to(bundle)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    package = Path(__file__).resolve().parents[1]
+    code = hashlib.sha256()
+    for p in sorted(package.rglob("*.py")):
+        if "cli" not in p.relative_to(package).parts:
+            code.update(str(p.relative_to(package)).encode() + b"\0" + p.read_bytes())
+    # args[0], the interpreter's path, differs between virtual environments
+    return {"command": args[1:], "files": digests, "package_code": code.hexdigest()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", help="bundle folder names (default: every bundle with evaluate.json)")
@@ -84,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intensity", choices=("paper", "standard"),
                         help="intensity step of every bundle (default: each bundle's configured one)")
     parser.add_argument("--out", type=Path, default=REPO / "runs/benchmark")
+    parser.add_argument("--resume", action="store_true",
+                        help="read back bundles whose recorded run matches this command and their files")
     args = parser.parse_args(argv)
 
     names = args.bundles or sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/evaluate.json"))
@@ -99,20 +129,30 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--device", f"$torch.device('{args.device}')"]
         if args.intensity:
             cmd += ["--intensity", args.intensity]
-        print(f"== {name}: {' '.join(cmd)}", flush=True)
-        start = time.perf_counter()
-        metrics_file = out / "evaluation/metrics.json"
-        metrics_file.unlink(missing_ok=True)  # never report an earlier run's numbers
-        result = subprocess.run(cmd)
-        if result.returncode != 0:
-            failed.append(name)
-            print(f"== {name}: FAILED (exit {result.returncode})", file=sys.stderr)
+        metrics_file, record_file = out / "evaluation/metrics.json", out / "benchmark_run.json"
+        expected = fingerprint(REPO / "bundles" / name, cmd)
+        record = json.loads(record_file.read_text()) if args.resume and record_file.is_file() else None
+        if record is not None and record.get("fingerprint") == expected and metrics_file.is_file():
+            print(f"== {name}: read back from {metrics_file} (--resume: same command, configs and weights)")
+            wall = record.get("wall_seconds")
+        else:
+            print(f"== {name}: {' '.join(cmd)}", flush=True)
+            start = time.perf_counter()
+            record_file.unlink(missing_ok=True)
+            metrics_file.unlink(missing_ok=True)  # never report an earlier run's numbers
+            result = subprocess.run(cmd)
+            wall = round(time.perf_counter() - start, 1)
+            if result.returncode != 0:
+                failed.append(name)
+                print(f"== {name}: FAILED (exit {result.returncode})", file=sys.stderr)
+            elif metrics_file.is_file():
+                atomic_write_json(record_file, {"fingerprint": expected, "wall_seconds": wall})
         if not metrics_file.is_file():
             continue  # cases that failed are listed in the metrics; a run without metrics has no row
         metrics = json.loads(metrics_file.read_text())
         results[metrics["method"]] = metrics
         r = row(metrics)
-        r["bundle"], r["wall_seconds"] = name, round(time.perf_counter() - start, 1)
+        r["bundle"], r["wall_seconds"] = name, wall
         rows.append(r)
     table = markdown(rows)
     families = group_table(results)
