@@ -8,10 +8,10 @@ Test cases that carry a ``family`` (the in-domain benchmark, ``shared/demo_data/
 get a table per family.
 
 A CPU benchmark of every bundle takes hours, so it can be run in pieces: after each bundle, ``<out>/<bundle>/
-benchmark_run.json`` records what produced its metrics (the evaluation command less its output folder, and the
-SHA-256 of the bundle's configs and weights). With ``--resume`` a bundle whose record matches the current command
-and files is read back instead of run again; any difference (datalist, device, intensity, an edited config, new
-weights) runs it again.
+benchmark_run.json`` records what produced its metrics (the evaluation command less its output folder, the
+SHA-256 of the bundle's configs and weights, and one over the shared package's code). With ``--resume`` a bundle
+whose record matches the current command and files is read back instead of run again; any difference (datalist,
+device, intensity, an edited config, new weights, changed package code) runs it again.
 
 Usage: python -m diffusion_anomaly benchmark [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
                                    [--device cpu|cuda] [--intensity paper|standard] [--out runs/benchmark]
@@ -21,6 +21,7 @@ Usage: python -m diffusion_anomaly benchmark [--bundles disyre intensity_baselin
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import subprocess
@@ -95,13 +96,19 @@ def fingerprint(bundle: Path, command: list[str]) -> dict:
         del args[at:at + 2]
     files = sorted(p for folder in ("configs", "models") for p in (bundle / folder).rglob("*") if p.is_file())
     digests = {str(p.relative_to(bundle)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    # args[0], the interpreter's path, differs between virtual environments
+    return {"command": args[1:], "files": digests, "package_code": _package_code_digest()}
+
+
+@functools.cache
+def _package_code_digest() -> str:
+    """SHA-256 over the shared package's Python files outside ``cli`` (read once per benchmark, not per bundle)."""
     package = Path(__file__).resolve().parents[1]
     code = hashlib.sha256()
     for p in sorted(package.rglob("*.py")):
         if "cli" not in p.relative_to(package).parts:
             code.update(str(p.relative_to(package)).encode() + b"\0" + p.read_bytes())
-    # args[0], the interpreter's path, differs between virtual environments
-    return {"command": args[1:], "files": digests, "package_code": code.hexdigest()}
+    return code.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
