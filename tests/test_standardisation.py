@@ -110,3 +110,122 @@ def test_intensity_scaling_modes_of_each_bundle():
     np.testing.assert_allclose(range_change("paper")(dict(shifted))["image"].numpy(), [[[-1.0, 0.0, 1.0]]], atol=1e-6)
     np.testing.assert_allclose(range_change("standard")(dict(shifted))["image"].numpy(), [[[-0.6, -0.2, 0.2]]],
                                atol=1e-6)
+
+
+# ---- histogram (piecewise-linear landmark) standardisation ---------------------------------------------------
+STANDARD = [0.4, 0.6, 0.8, 1.0, 1.2, 1.3]  # at LANDMARK_PERCENTILES (2, 10, 25, 50, 75, 90)
+
+
+def test_scan_and_learned_landmarks_by_hand():
+    from diffusion_anomaly.standardisation import learn_landmarks, scan_landmarks
+
+    values = np.arange(1, 101, dtype=float)  # percentiles of 1..100 with linear interpolation: 1 + 0.99 p
+    expected = (1 + 0.99 * np.array([2, 10, 25, 50, 75, 90])) / 50.5
+    np.testing.assert_allclose(scan_landmarks(np.concatenate([values, [0.0, -1.0]])), expected)
+    np.testing.assert_allclose(learn_landmarks([values, 3 * values]), np.round(expected, 4))  # scale-free
+    mixed = learn_landmarks([values, values**2])
+    np.testing.assert_allclose(mixed, np.round((expected + scan_landmarks(values**2)) / 2, 4))
+    with pytest.raises(ValueError, match="no training volumes"):
+        learn_landmarks([])
+
+
+def test_landmark_map_hits_the_landmarks_is_monotone_and_keeps_contrast_above_the_top():
+    from diffusion_anomaly.standardisation import landmark_map
+
+    scan = np.array([0.3, 0.5, 0.7, 1.0, 1.35, 1.6])
+    standard = np.array(STANDARD)
+    np.testing.assert_allclose(landmark_map(torch.tensor(scan), scan, standard).numpy(), standard, rtol=1e-6)
+    u = torch.linspace(-0.5, 3.0, 300, dtype=torch.float64)
+    y = landmark_map(u, scan, standard).numpy()
+    assert y[0] == 0.0 and np.all(np.diff(y) >= 0)
+    above = u.numpy() > scan[-1]
+    np.testing.assert_allclose(y[above] - standard[-1], u.numpy()[above] - scan[-1], rtol=1e-9)  # slope 1
+    # between two landmarks: the straight line through them
+    np.testing.assert_allclose(landmark_map(torch.tensor([0.85]), scan, standard).numpy(), [0.9])
+    with pytest.raises(ValueError, match="degenerate"):
+        landmark_map(u, np.array([0.3, 0.5, 0.5, 1.0, 1.2, 1.4]), standard)
+
+
+def test_histogram_standardisation_puts_a_contrast_warped_scan_on_the_same_landmarks():
+    """Two scans of one anatomy whose tissue contrast differs by a monotone curve (gamma 1.6) land on the same
+    standard intensities at every landmark percentile; the median-only standardisation leaves them apart."""
+    from diffusion_anomaly.transforms import intensity_scaling
+
+    rng = np.random.default_rng(5)
+    brain = torch.zeros(1, 24, 24, 12)
+    brain[:, 3:21, 3:21, 2:10] = 1
+    inside = brain[0] > 0
+    tissue = np.concatenate([rng.normal(60, 6, 800), rng.normal(100, 8, 1100), rng.normal(140, 8, 692)])
+    a = torch.zeros(1, 24, 24, 12)
+    a[0][inside] = torch.as_tensor(rng.permutation(np.clip(tissue, 1, None)), dtype=torch.float32)
+    b = a.clone()
+    b[0][inside] = 255 * (a[0][inside] / 255) ** 1.6
+    q = [2, 10, 25, 50, 75, 90]
+
+    def landmarks_after(mode, img):
+        t = intensity_scaling("disyre", mode, b_min=0.0, b_max=1.0, upper=2.5, landmarks=STANDARD)
+        out = t({"image": MetaTensor(img), "foreground_mask": brain})["image"][0][inside].numpy()
+        return np.percentile(2.5 * out, q)  # back to brain-median units
+
+    np.testing.assert_allclose(landmarks_after("histogram", a), STANDARD, atol=2e-3)
+    np.testing.assert_allclose(landmarks_after("histogram", b), STANDARD, atol=2e-3)
+    gap = np.abs(landmarks_after("standard", a) - landmarks_after("standard", b)).max()
+    assert gap > 0.1
+    # background stays at b_min
+    out = intensity_scaling("synomaly", "histogram", b_min=-1.0, b_max=1.0, landmarks=STANDARD)(
+        {"image": MetaTensor(b), "foreground_mask": brain})["image"]
+    assert float(out[0][~inside].max()) == -1.0 and float(out[0][~inside].min()) == -1.0
+
+
+def test_histogram_settings_fail_with_the_setting_or_file_named(tmp_path):
+    from diffusion_anomaly.transforms import intensity_scaling
+
+    with pytest.raises(ValueError, match="intensity_landmarks"):
+        intensity_scaling("disyre", "histogram")
+    with pytest.raises(ValueError, match="intensity_landmarks.*strictly increasing"):
+        intensity_scaling("disyre", "histogram", landmarks=[0.4, 0.6, 0.6, 1.0, 1.2, 1.3])
+    with pytest.raises(ValueError, match="intensity_landmarks.*6"):
+        intensity_scaling("disyre", "histogram", landmarks=[0.4, 1.0, 1.3])
+    missing = tmp_path / "nowhere.json"
+    with pytest.raises(ValueError, match="nowhere.json"):
+        intensity_scaling("disyre", "histogram", landmarks=str(missing))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"landmarks": [1, 2]}')
+    with pytest.raises(ValueError, match="broken.json"):
+        intensity_scaling("disyre", "histogram", landmarks=str(broken))
+    # the other modes never read the file
+    intensity_scaling("disyre", "standard", landmarks=str(missing))
+    flat = {"image": MetaTensor(torch.full((1, 4, 4, 4), 7.0), meta={"filename_or_obj": "flat.nii.gz"}),
+            "foreground_mask": torch.ones(1, 4, 4, 4)}
+    with pytest.raises(InputDataError, match="flat.nii.gz.*degenerate"):
+        intensity_scaling("disyre", "histogram", landmarks=STANDARD)(flat)
+
+
+def test_every_bundle_ships_the_same_landmarks_learned_from_the_training_split():
+    import json
+    from pathlib import Path
+
+    from diffusion_anomaly.standardisation import LANDMARK_PERCENTILES, check_landmarks
+
+    root = Path(__file__).resolve().parents[1] / "bundles"
+    files = {b: json.loads((root / b / "models/intensity_landmarks.json").read_text())
+             for b in ("anofpdm", "disyre", "synomaly", "intensity_baseline")}
+    first = files["disyre"]
+    for bundle, content in files.items():
+        assert content["landmarks"] == first["landmarks"], bundle
+        assert tuple(content["percentiles"]) == LANDMARK_PERCENTILES
+        check_landmarks(content["landmarks"])
+    assert first["landmarks"][3] == 1.0  # the median landmark, by construction
+    datalist = json.loads((root.parent / "shared/demo_data/in_domain_benchmark.json").read_text())
+    assert first["learned_from"] == [entry["case"] for entry in datalist["training"]]
+    # and they are what the training split gives (select-standardisation --landmarks-out wrote them)
+    from diffusion_anomaly.data import load_datalist
+    from diffusion_anomaly.data.checks import load_volume
+    from diffusion_anomaly.standardisation import learn_landmarks
+
+    foregrounds = []
+    for entry in load_datalist(root.parent / "shared/demo_data/in_domain_benchmark.json", "training",
+                               keys=("image", "foreground_mask")):
+        x, brain = load_volume(entry["image"])[0], load_volume(entry["foreground_mask"])[0] > 0
+        foregrounds.append(x[brain])
+    assert learn_landmarks(foregrounds) == first["landmarks"]

@@ -11,7 +11,17 @@ barely moves:
   smoothed 128-bin histogram between the 1st and 99.5th percentiles.
 
 ``x / reference`` puts that tissue at 1; each method then maps ``[0, upper]`` (in reference units) onto its own
-range (``to_range``). Which reference the bundles use is chosen on validation data by
+range (``to_range``).
+
+The median fixes one point of the histogram; a subject whose grey/white contrast differs (a noisy or differently
+weighted T1: white matter at 1.6 brain medians where the training scans have it at 1.2-1.5) still lands off the
+training histogram, and every restoration method "repairs" its white matter. The piecewise-linear histogram
+standardisation of Nyul & Udupa (1999, IEEE TMI 18:1072; Nyul, Udupa & Zhang 2000, IEEE TMI 19:143) fixes
+several: ``landmark_map`` sends the foreground percentiles ``LANDMARK_PERCENTILES`` of a scan (in its median
+units) onto standard landmarks learned from the training split (``learn_landmarks``: their mean over the
+training volumes). The top landmark is the 90th percentile, and above it the map has slope 1, so a lesion
+brighter than all healthy tissue keeps its contrast (a landmark at p99, as in the original method, would squeeze
+it into the healthy range). Which reference the bundles use is chosen on validation data by
 ``python -m diffusion_anomaly select-standardisation``; the model cards say which and why.
 """
 
@@ -23,6 +33,7 @@ import torch
 from .errors import InputDataError
 
 REFERENCES = ("median", "mode")
+LANDMARK_PERCENTILES = (2.0, 10.0, 25.0, 50.0, 75.0, 90.0)
 
 
 def tissue_reference(values: np.ndarray | torch.Tensor, reference: str = "median") -> float:
@@ -103,3 +114,44 @@ def minmax_per_slice(img: torch.Tensor, axis: int | None, b_min: float, b_max: f
     scaled = (img - lo) / torch.where(span > 0, span, torch.ones_like(span))
     scaled = torch.where(span > 0, scaled, torch.zeros_like(scaled))
     return scaled * (b_max - b_min) + b_min
+
+
+def scan_landmarks(values: np.ndarray | torch.Tensor,
+                   percentiles: tuple[float, ...] = LANDMARK_PERCENTILES) -> np.ndarray:
+    """The ``percentiles`` of positive foreground ``values`` in units of their median (the p50 landmark is 1)."""
+    v = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        raise ValueError("no positive foreground voxels to take intensity landmarks from")
+    return np.percentile(v, percentiles) / np.median(v)
+
+
+def learn_landmarks(foregrounds, percentiles: tuple[float, ...] = LANDMARK_PERCENTILES) -> list[float]:
+    """Standard landmarks: the mean over training volumes of :func:`scan_landmarks` (one array of foreground
+    voxels per volume), rounded to 4 decimals for the bundle file."""
+    marks = [scan_landmarks(v, percentiles) for v in foregrounds]
+    if not marks:
+        raise ValueError("no training volumes to learn intensity landmarks from")
+    return [round(float(m), 4) for m in np.mean(marks, axis=0)]
+
+
+def check_landmarks(landmarks, percentiles: tuple[float, ...] = LANDMARK_PERCENTILES) -> np.ndarray:
+    """Standard landmarks as an array: one per percentile, positive and strictly increasing."""
+    std = np.asarray(landmarks, dtype=np.float64).ravel()
+    if std.size != len(percentiles) or not np.all(np.isfinite(std)) or std[0] <= 0 or np.any(np.diff(std) <= 0):
+        raise ValueError(f"setting 'intensity_landmarks' must be {len(percentiles)} positive, strictly increasing "
+                         f"values (the standard intensities of foreground percentiles {list(percentiles)}), "
+                         f"got {list(std)}")
+    return std
+
+
+def landmark_map(x: torch.Tensor, scan: np.ndarray, standard: np.ndarray) -> torch.Tensor:
+    """Piecewise-linear map of ``x`` (in median units, >= 0) through (0, 0) and the points (``scan[i]``,
+    ``standard[i]``); above the last landmark, slope 1 (lesion contrast above healthy tissue is kept)."""
+    if np.any(np.diff(scan) <= 0) or scan[0] <= 0:
+        raise ValueError("the scan's intensity landmarks are degenerate (not strictly increasing): "
+                         f"{np.round(scan, 4)}")
+    u = x.clamp_min(0).detach().cpu().numpy().astype(np.float64)
+    y = np.interp(u, np.concatenate([[0.0], scan]), np.concatenate([[0.0], standard]))
+    y = np.where(u > scan[-1], standard[-1] + (u - scan[-1]), y)
+    return torch.as_tensor(y, dtype=x.dtype, device=x.device)

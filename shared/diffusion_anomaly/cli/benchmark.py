@@ -14,7 +14,7 @@ whose record matches the current command and files is read back instead of run a
 device, intensity, an edited config, new weights, changed package code) runs it again.
 
 Usage: python -m diffusion_anomaly benchmark [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
-                                   [--device cpu|cuda] [--intensity paper|standard] [--out runs/benchmark]
+                                   [--device cpu|cuda] [--intensity paper|standard|histogram] [--out runs/benchmark]
                                    [--resume]
 """
 
@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from ..io import atomic_write_json
+from ..transforms.standardise import INTENSITY_MODES
 from . import REPO
 
 COLUMNS = ("method", "AP", "AUROC", "oracle Dice", "Dice @ FPR 5 %", "Dice @ FPR 1 %", "labelled @ FPR 1 %",
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundles", nargs="+", help="bundle folder names (default: every bundle with evaluate.json)")
     parser.add_argument("--datalist", type=Path, help="datalist with 'validation' and 'test' splits (default: demo)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    parser.add_argument("--intensity", choices=("paper", "standard"),
+    parser.add_argument("--intensity", choices=INTENSITY_MODES,
                         help="intensity step of every bundle (default: each bundle's configured one)")
     parser.add_argument("--out", type=Path, default=REPO / "runs/benchmark")
     parser.add_argument("--resume", action="store_true",

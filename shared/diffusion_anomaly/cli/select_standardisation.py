@@ -16,10 +16,15 @@ For every candidate the distance of a (perturbed) validation volume is the mean 
 Q_train pooled over the training volumes, divided by the training inter-quartile range so that candidates with
 different output ranges compare. The candidate with the smallest mean distance is chosen. Candidates: each
 method's published scaling ("disyre": p0-p98 of the volume, "anofpdm": x / p99 of the brain, "synomaly":
-min-max per axial slice) and the shared references ("median", "mode"). No test image is read.
+min-max per axial slice), the shared references ("median", "mode") and the histogram standardisation
+("histogram": median units, then the piecewise-linear map onto landmarks learned here from the training volumes).
+No test image is read. By its construction the histogram candidate pulls every scan's quantiles onto the
+training ones, so its distance is small on every perturbation that keeps the voxel order; the criterion then
+says how far each cheaper candidate is from that. ``--landmarks-out`` writes the learned landmarks as the
+bundles' ``models/intensity_landmarks.json``.
 
 Usage: python -m diffusion_anomaly select-standardisation [--datalist shared/demo_data/in_domain_benchmark.json]
-           [--out FILE]
+           [--out FILE] [--landmarks-out bundles/*/models/intensity_landmarks.json]
 """
 
 from __future__ import annotations
@@ -34,15 +39,26 @@ from scipy import ndimage
 from diffusion_anomaly.data import load_datalist
 from diffusion_anomaly.data.checks import load_volume
 from diffusion_anomaly.io import atomic_write_json
-from diffusion_anomaly.standardisation import minmax_per_slice, percentile_scale, tissue_reference
+from diffusion_anomaly.standardisation import (
+    LANDMARK_PERCENTILES,
+    landmark_map,
+    learn_landmarks,
+    minmax_per_slice,
+    percentile_scale,
+    scan_landmarks,
+    tissue_reference,
+)
 
 from . import REPO
 
 PERCENTILES = np.arange(1, 100)
 
 
-def standardise(x: np.ndarray, brain: np.ndarray, candidate: str) -> np.ndarray:
+def standardise(x: np.ndarray, brain: np.ndarray, candidate: str, landmarks: list[float] | None = None) -> np.ndarray:
     t = torch.as_tensor(x)
+    if candidate == "histogram":
+        median = tissue_reference(x[brain], "median")
+        return landmark_map(t.clamp_min(0) / median, scan_landmarks(x[brain]), np.asarray(landmarks)).numpy()
     if candidate == "disyre":
         return percentile_scale(t, 0.0, 98.0, floor=0.0).numpy()
     if candidate == "anofpdm":
@@ -79,9 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datalist", type=Path, default=REPO / "shared/demo_data/in_domain_benchmark.json",
                         help="training and validation splits (default: validation = Colin27 only, so the benchmark "
                              "subjects stay unseen)")
-    parser.add_argument("--candidates", nargs="+", default=["disyre", "anofpdm", "synomaly", "median", "mode"])
+    parser.add_argument("--candidates", nargs="+",
+                        default=["disyre", "anofpdm", "synomaly", "median", "mode", "histogram"])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=REPO / "runs/standardisation_selection.json")
+    parser.add_argument("--landmarks-out", type=Path, nargs="*", default=[],
+                        help="landmark files to write (the bundles' models/intensity_landmarks.json)")
     args = parser.parse_args(argv)
 
     def volumes(split):
@@ -95,9 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     # headroom for intensity_upper: where the brightest healthy training tissue lies, in brain medians
     ratios = {case: float(np.percentile(x[b], 99.5) / np.median(x[b])) for case, x, b in training}
     print("training brain p99.5 / median: " + ", ".join(f"{c} {r:.2f}" for c, r in ratios.items()))
-    report: dict = {"distance": {}, "per_case": {}, "training_p99_5_over_median": ratios}
+    landmarks = learn_landmarks([x[b] for _, x, b in training])
+    print(f"histogram landmarks at foreground percentiles {list(LANDMARK_PERCENTILES)}: {landmarks}")
+    report: dict = {"distance": {}, "per_case": {}, "training_p99_5_over_median": ratios, "landmarks": landmarks}
     for candidate in args.candidates:
-        pooled = np.concatenate([standardise(x, b, candidate)[b] for _, x, b in training])
+        pooled = np.concatenate([standardise(x, b, candidate, landmarks)[b] for _, x, b in training])
         q_train = np.percentile(pooled, PERCENTILES)
         iqr = q_train[74] - q_train[24]
         rng = np.random.default_rng(args.seed)
@@ -105,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         for case, x, brain in validation:
             for name, perturbed, skip in perturbations(x, brain, rng):
                 keep = brain & ~skip
-                q = np.percentile(standardise(perturbed, brain, candidate)[keep], PERCENTILES)
+                q = np.percentile(standardise(perturbed, brain, candidate, landmarks)[keep], PERCENTILES)
                 rows[f"{case}: {name}"] = float(np.mean(np.abs(q - q_train)) / iqr)
         report["per_case"][candidate] = rows
         report["distance"][candidate] = float(np.mean(list(rows.values())))
@@ -116,6 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, report)
     print(f"best: {best} (written to {args.out})")
+    content = {"percentiles": list(LANDMARK_PERCENTILES), "landmarks": landmarks, "units": "brain median",
+               "learned_from": [case for case, _, _ in training],
+               "command": "python -m diffusion_anomaly select-standardisation"
+                          + (f" --datalist {args.datalist}" if argv and "--datalist" in argv else "")}
+    for path in args.landmarks_out:
+        atomic_write_json(path, content)
+        print(f"landmarks written to {path}")
 
 
 if __name__ == "__main__":

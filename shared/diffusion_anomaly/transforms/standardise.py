@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+import json
+import os
+from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, ScaleIntensityRanged
 
 from ..errors import InputDataError
-from ..standardisation import REFERENCES, tissue_reference, to_range
+from ..standardisation import (
+    LANDMARK_PERCENTILES,
+    REFERENCES,
+    check_landmarks,
+    landmark_map,
+    scan_landmarks,
+    tissue_reference,
+    to_range,
+)
 from .checks import source_name
 from .intensity import ScalePercentiled, SliceMinMaxd, _as_tensor, like
 
@@ -28,11 +39,15 @@ class StandardiseIntensityd(MapTransform):
         b_min: output of intensity 0 (and of the background).
         b_max: output of ``upper`` x reference.
         clip: clip to ``[b_min, b_max]``.
+        landmarks: standard landmarks (median units) of the foreground ``percentiles``: when given, the
+            histogram standardisation (``landmark_map``) runs between the division by the median and the range.
+        percentiles: the foreground percentiles the landmarks belong to.
     """
 
     def __init__(self, keys: KeysCollection, mask_key: str = "foreground_mask", reference: str = "median",
                  upper: float = 2.5, b_min: float = 0.0, b_max: float = 1.0, clip: bool = True,
-                 allow_missing_keys: bool = False):
+                 allow_missing_keys: bool = False, landmarks: Sequence[float] | None = None,
+                 percentiles: Sequence[float] = LANDMARK_PERCENTILES):
         super().__init__(keys, allow_missing_keys)
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
@@ -40,6 +55,10 @@ class StandardiseIntensityd(MapTransform):
             raise ValueError(f"need upper > 0 and b_max != b_min, got upper={upper}, b_min={b_min}, b_max={b_max}")
         self.mask_key, self.reference, self.upper = mask_key, reference, float(upper)
         self.b_min, self.b_max, self.clip = float(b_min), float(b_max), clip
+        self.percentiles = tuple(float(p) for p in percentiles)
+        if landmarks is not None and reference != "median":
+            raise ValueError("histogram standardisation works in brain-median units: use reference 'median'")
+        self.landmarks = None if landmarks is None else check_landmarks(landmarks, self.percentiles)
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
@@ -51,24 +70,47 @@ class StandardiseIntensityd(MapTransform):
                 inside = mask[0 if mask.shape[0] == 1 else c]
                 try:
                     ref = tissue_reference(img[c][inside], self.reference)
+                    if self.landmarks is None:
+                        out[c] = to_range(img[c], ref, self.upper, self.b_min, self.b_max, self.clip)
+                        continue
+                    scan = scan_landmarks(img[c][inside], self.percentiles)
+                    units = landmark_map(img[c] / ref, scan, self.landmarks)
                 except ValueError as err:
                     raise InputDataError(source_name(d, key), str(err)) from err
-                out[c] = to_range(img[c], ref, self.upper, self.b_min, self.b_max, self.clip)
+                out[c] = to_range(units, 1.0, self.upper, self.b_min, self.b_max, self.clip)
             d[key] = like(out, d[key])
         return d
 
 
-INTENSITY_MODES = ("paper", "standard")
+INTENSITY_MODES = ("paper", "standard", "histogram")
 PAPER_METHODS = ("disyre", "synomaly", "anofpdm", "intensity_baseline")
+
+
+def read_landmarks(landmarks: str | os.PathLike | Sequence[float] | None) -> tuple[list[float], list[float]]:
+    """(percentiles, standard landmarks) from a bundle's landmark file (JSON with "percentiles" and
+    "landmarks", written by ``select-standardisation``) or a list of landmarks at ``LANDMARK_PERCENTILES``."""
+    if landmarks is None:
+        raise ValueError("intensity 'histogram' needs setting 'intensity_landmarks' (the bundle's "
+                         "models/intensity_landmarks.json, or a list of standard landmarks)")
+    if isinstance(landmarks, (str, os.PathLike)):
+        try:
+            with open(landmarks) as f:
+                content = json.load(f)
+            return [float(p) for p in content["percentiles"]], [float(v) for v in content["landmarks"]]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"setting 'intensity_landmarks': cannot read {landmarks}: {err}") from err
+    return list(LANDMARK_PERCENTILES), [float(v) for v in np.asarray(landmarks, dtype=np.float64).ravel()]
 
 
 def intensity_scaling(method: str, intensity: str = "standard", keys: KeysCollection = "image",
                       mask_key: str = "foreground_mask", b_min: float = 0.0, b_max: float = 1.0, upper: float = 2.5,
-                      clip: bool = True) -> MapTransform:
+                      clip: bool = True, landmarks: str | os.PathLike | Sequence[float] | None = None) -> MapTransform:
     """The volume-level intensity step of a bundle, identical in its training and inference configs.
 
     ``intensity="standard"``: the shared standardisation (:class:`StandardiseIntensityd`, brain median -> 1,
-    ``[0, upper]`` -> ``[b_min, b_max]``). ``intensity="paper"``: the method's published normalisation onto the
+    ``[0, upper]`` -> ``[b_min, b_max]``). ``intensity="histogram"``: the same after the piecewise-linear
+    histogram standardisation onto ``landmarks`` (a landmark file or list, read only in this mode; see
+    :func:`read_landmarks`). ``intensity="paper"``: the method's published normalisation onto the
     same range: DISYRE [p0, p98] of the volume after clipping negatives; Synomaly and AnoFPDM min-max per axial
     slice; the intensity baseline x / p99 of the brain (``b_min``, ``b_max`` and ``clip`` do not apply to it).
     """
@@ -78,6 +120,10 @@ def intensity_scaling(method: str, intensity: str = "standard", keys: KeysCollec
         raise ValueError(f"method must be one of {PAPER_METHODS}, got {method!r}")
     if intensity == "standard":
         return StandardiseIntensityd(keys, mask_key, "median", upper, b_min, b_max, clip)
+    if intensity == "histogram":
+        percentiles, standard = read_landmarks(landmarks)
+        return StandardiseIntensityd(keys, mask_key, "median", upper, b_min, b_max, clip, landmarks=standard,
+                                     percentiles=percentiles)
     if method == "disyre":
         return ScalePercentiled(keys, lower=0.0, upper=98.0, b_min=b_min, b_max=b_max, clip=clip, floor=0.0)
     if method == "intensity_baseline":
@@ -88,10 +134,12 @@ def intensity_scaling(method: str, intensity: str = "standard", keys: KeysCollec
 def range_change(intensity: str = "standard", keys: KeysCollection = "image", source: tuple = (0.0, 1.0),
                  target: tuple = (-1.0, 1.0)) -> MapTransform:
     """Move an image already scaled by :func:`intensity_scaling` from ``source`` to ``target`` (AnoFPDM paints its
-    simulated tumours in [0, 1] and trains in [-1, 1]): a linear map for "standard" (the volume's scale is kept),
+    simulated tumours in [0, 1] and trains in [-1, 1]): a linear map for "standard" and "histogram" (the volume's
+    scale is kept),
     min-max per slice for "paper" (what the AnoFPDM reference does)."""
     if intensity not in INTENSITY_MODES:
         raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
     if intensity == "paper":
         return SliceMinMaxd(keys, b_min=target[0], b_max=target[1])
+    # "standard" and "histogram" both end in a linear map of [0, upper] brain-median units
     return ScaleIntensityRanged(keys, a_min=source[0], a_max=source[1], b_min=target[0], b_max=target[1], clip=True)
