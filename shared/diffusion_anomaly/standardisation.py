@@ -36,12 +36,18 @@ REFERENCES = ("median", "mode")
 LANDMARK_PERCENTILES = (2.0, 10.0, 25.0, 50.0, 75.0, 90.0)
 
 
-def tissue_reference(values: np.ndarray | torch.Tensor, reference: str = "median") -> float:
-    """The reference intensity of foreground ``values`` (a 1-D array of positive tissue intensities)."""
+def _positive_values(values: np.ndarray | torch.Tensor, purpose: str) -> np.ndarray:
+    """The finite, positive ``values`` as a flat float64 array; a ValueError naming ``purpose`` when none are."""
     v = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64).ravel()
     v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
-        raise ValueError("no positive foreground voxels to take an intensity reference from")
+        raise ValueError(f"no positive foreground voxels to take {purpose} from")
+    return v
+
+
+def tissue_reference(values: np.ndarray | torch.Tensor, reference: str = "median") -> float:
+    """The reference intensity of foreground ``values`` (a 1-D array of positive tissue intensities)."""
+    v = _positive_values(values, "an intensity reference")
     if reference == "median":
         return float(np.median(v))
     if reference == "mode":
@@ -119,10 +125,7 @@ def minmax_per_slice(img: torch.Tensor, axis: int | None, b_min: float, b_max: f
 def scan_landmarks(values: np.ndarray | torch.Tensor,
                    percentiles: tuple[float, ...] = LANDMARK_PERCENTILES) -> np.ndarray:
     """The ``percentiles`` of positive foreground ``values`` in units of their median (the p50 landmark is 1)."""
-    v = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v) & (v > 0)]
-    if v.size == 0:
-        raise ValueError("no positive foreground voxels to take intensity landmarks from")
+    v = _positive_values(values, "intensity landmarks")
     return np.percentile(v, percentiles) / np.median(v)
 
 
@@ -155,3 +158,11 @@ def landmark_map(x: torch.Tensor, scan: np.ndarray, standard: np.ndarray) -> tor
     y = np.interp(u, np.concatenate([[0.0], scan]), np.concatenate([[0.0], standard]))
     y = np.where(u > scan[-1], standard[-1] + (u - scan[-1]), y)
     return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+
+
+def histogram_standardise(x: torch.Tensor, foreground: np.ndarray | torch.Tensor, standard: np.ndarray,
+                          percentiles: tuple[float, ...] = LANDMARK_PERCENTILES) -> torch.Tensor:
+    """``x`` in units of the median of its ``foreground`` intensities, then :func:`landmark_map` from the
+    foreground's own landmarks onto ``standard``: the histogram standardisation, before any range convention."""
+    median = tissue_reference(foreground, "median")
+    return landmark_map(x / median, scan_landmarks(foreground, percentiles), standard)

@@ -41,11 +41,10 @@ from diffusion_anomaly.data.checks import load_volume
 from diffusion_anomaly.io import atomic_write_json
 from diffusion_anomaly.standardisation import (
     LANDMARK_PERCENTILES,
-    landmark_map,
+    histogram_standardise,
     learn_landmarks,
     minmax_per_slice,
     percentile_scale,
-    scan_landmarks,
     tissue_reference,
 )
 
@@ -57,8 +56,7 @@ PERCENTILES = np.arange(1, 100)
 def standardise(x: np.ndarray, brain: np.ndarray, candidate: str, landmarks: list[float] | None = None) -> np.ndarray:
     t = torch.as_tensor(x)
     if candidate == "histogram":
-        median = tissue_reference(x[brain], "median")
-        return landmark_map(t.clamp_min(0) / median, scan_landmarks(x[brain]), np.asarray(landmarks)).numpy()
+        return histogram_standardise(t.clamp_min(0), x[brain], np.asarray(landmarks)).numpy()
     if candidate == "disyre":
         return percentile_scale(t, 0.0, 98.0, floor=0.0).numpy()
     if candidate == "anofpdm":

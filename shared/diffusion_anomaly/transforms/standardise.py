@@ -16,8 +16,7 @@ from ..standardisation import (
     LANDMARK_PERCENTILES,
     REFERENCES,
     check_landmarks,
-    landmark_map,
-    scan_landmarks,
+    histogram_standardise,
     tissue_reference,
     to_range,
 )
@@ -40,7 +39,7 @@ class StandardiseIntensityd(MapTransform):
         b_max: output of ``upper`` x reference.
         clip: clip to ``[b_min, b_max]``.
         landmarks: standard landmarks (median units) of the foreground ``percentiles``: when given, the
-            histogram standardisation (``landmark_map``) runs between the division by the median and the range.
+            histogram standardisation (``histogram_standardise``) runs between the division by the median and the range.
         percentiles: the foreground percentiles the landmarks belong to.
     """
 
@@ -69,15 +68,14 @@ class StandardiseIntensityd(MapTransform):
             for c in range(img.shape[0]):
                 inside = mask[0 if mask.shape[0] == 1 else c]
                 try:
-                    ref = tissue_reference(img[c][inside], self.reference)
                     if self.landmarks is None:
-                        out[c] = to_range(img[c], ref, self.upper, self.b_min, self.b_max, self.clip)
-                        continue
-                    scan = scan_landmarks(img[c][inside], self.percentiles)
-                    units = landmark_map(img[c] / ref, scan, self.landmarks)
+                        out[c] = to_range(img[c], tissue_reference(img[c][inside], self.reference), self.upper,
+                                          self.b_min, self.b_max, self.clip)
+                    else:
+                        units = histogram_standardise(img[c], img[c][inside], self.landmarks, self.percentiles)
+                        out[c] = to_range(units, 1.0, self.upper, self.b_min, self.b_max, self.clip)
                 except ValueError as err:
                     raise InputDataError(source_name(d, key), str(err)) from err
-                out[c] = to_range(units, 1.0, self.upper, self.b_min, self.b_max, self.clip)
             d[key] = like(out, d[key])
         return d
 
