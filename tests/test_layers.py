@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "shared/diffusion_anomaly"
 LAYERS = {
     0: {"errors", "settings", "ops", "naming", "progress"},
-    1: {"bundle", "standardisation", "postprocess", "io", "metrics", "schedulers", "networks"},
+    1: {"bundle", "standardisation", "bias_field", "postprocess", "io", "metrics", "schedulers", "networks"},
     2: {"data", "corruptions"},
     3: {"transforms", "samplers", "inferers"},
     4: {"training", "engines"},

@@ -14,8 +14,8 @@ whose record matches the current command and files is read back instead of run a
 device, intensity, an edited config, new weights, changed package code) runs it again.
 
 Usage: python -m diffusion_anomaly benchmark [--bundles disyre intensity_baseline] [--datalist path/to/datalist.json]
-                                   [--device cpu|cuda] [--intensity paper|standard|histogram] [--out runs/benchmark]
-                                   [--resume]
+                                   [--device cpu|cuda] [--intensity paper|standard|histogram] [--bias-field none|n4]
+                                   [--out runs/benchmark] [--resume]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from ..io import atomic_write_json
-from ..transforms.standardise import INTENSITY_MODES
+from ..transforms.standardise import BIAS_FIELDS, INTENSITY_MODES
 from . import REPO
 
 COLUMNS = ("method", "AP", "AUROC", "oracle Dice", "Dice @ FPR 5 %", "Dice @ FPR 1 %", "labelled @ FPR 1 %",
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     parser.add_argument("--intensity", choices=INTENSITY_MODES,
                         help="intensity step of every bundle (default: each bundle's configured one)")
+    parser.add_argument("--bias-field", choices=BIAS_FIELDS,
+                        help="bias-field correction of every bundle (default: each bundle's configured one)")
     parser.add_argument("--out", type=Path, default=REPO / "runs/benchmark")
     parser.add_argument("--resume", action="store_true",
                         help="read back bundles whose recorded run matches this command and their files")
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--device", f"$torch.device('{args.device}')"]
         if args.intensity:
             cmd += ["--intensity", args.intensity]
+        if args.bias_field:
+            cmd += ["--bias_field", args.bias_field]
         metrics_file, record_file = out / "evaluation/metrics.json", out / "benchmark_run.json"
         expected = fingerprint(REPO / "bundles" / name, cmd)
         record = json.loads(record_file.read_text()) if args.resume and record_file.is_file() else None

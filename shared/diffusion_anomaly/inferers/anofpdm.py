@@ -323,7 +323,7 @@ class AnoFPDMInferer(Inferer):
         return {"pred": score, "mask": mask, "slice_label": label, "end_step": end_step, "similarity": similarity}
 
 CONSTANT_SETTINGS = ("t_max", "step_stride", "guidance", "reference", "forward_process", "modalities", "downsample",
-                     "intensity")
+                     "intensity", "bias_field")
 
 
 def read_constants(path: str, **settings: Any) -> dict:

@@ -9,8 +9,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, ScaleIntensityRanged
+from monai.data import MetaTensor
+from monai.transforms import Compose, MapTransform, ScaleIntensityRanged
 
+from ..bias_field import n4_bias_field
 from ..errors import InputDataError
 from ..standardisation import (
     LANDMARK_PERCENTILES,
@@ -80,7 +82,43 @@ class StandardiseIntensityd(MapTransform):
         return d
 
 
+class CorrectBiasFieldd(MapTransform):
+    """Divide each channel by its N4 bias field (``diffusion_anomaly.bias_field.n4_bias_field``), fitted inside
+    ``mask_key``; the voxel size comes from the image's meta data (1 mm when it has none). The field has median 1
+    in the mask, so the intensity scale is unchanged and any standardisation may follow.
+
+    Args:
+        keys: image keys.
+        mask_key: foreground mask the field is fitted in (the background is left as it is).
+        shrink: the fit runs on every ``shrink``-th voxel per axis.
+    """
+
+    def __init__(self, keys: KeysCollection, mask_key: str = "foreground_mask", shrink: int = 4,
+                 allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.mask_key, self.shrink = mask_key, int(shrink)
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        mask = _as_tensor(d[self.mask_key]) > 0
+        for key in self.key_iterator(d):
+            img = _as_tensor(d[key]).float()
+            spacing = d[key].pixdim.tolist() if isinstance(d[key], MetaTensor) else None
+            out = img.clone()
+            for c in range(img.shape[0]):
+                inside = mask[0 if mask.shape[0] == 1 else c].cpu().numpy()
+                try:
+                    field = n4_bias_field(img[c].cpu().numpy(), inside, spacing, self.shrink,
+                                          threads=torch.get_num_threads())
+                except ValueError as err:
+                    raise InputDataError(source_name(d, key), f"bias field: {err}") from err
+                out[c] = torch.where(torch.as_tensor(inside), img[c] / torch.as_tensor(field), img[c])
+            d[key] = like(out, d[key])
+        return d
+
+
 INTENSITY_MODES = ("paper", "standard", "histogram")
+BIAS_FIELDS = ("none", "n4")
 PAPER_METHODS = ("disyre", "synomaly", "anofpdm", "intensity_baseline")
 
 
@@ -102,8 +140,12 @@ def read_landmarks(landmarks: str | os.PathLike | Sequence[float] | None) -> tup
 
 def intensity_scaling(method: str, intensity: str = "standard", keys: KeysCollection = "image",
                       mask_key: str = "foreground_mask", b_min: float = 0.0, b_max: float = 1.0, upper: float = 2.5,
-                      clip: bool = True, landmarks: str | os.PathLike | Sequence[float] | None = None) -> MapTransform:
+                      clip: bool = True, landmarks: str | os.PathLike | Sequence[float] | None = None,
+                      bias_field: str = "none") -> MapTransform | Compose:
     """The volume-level intensity step of a bundle, identical in its training and inference configs.
+
+    ``bias_field="n4"`` first divides the image by its N4 bias field (:class:`CorrectBiasFieldd`), whatever the
+    ``intensity``; ``"none"`` leaves it as it is.
 
     ``intensity="standard"``: the shared standardisation (:class:`StandardiseIntensityd`, brain median -> 1,
     ``[0, upper]`` -> ``[b_min, b_max]``). ``intensity="histogram"``: the same after the piecewise-linear
@@ -116,6 +158,15 @@ def intensity_scaling(method: str, intensity: str = "standard", keys: KeysCollec
         raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
     if method not in PAPER_METHODS:
         raise ValueError(f"method must be one of {PAPER_METHODS}, got {method!r}")
+    if bias_field not in BIAS_FIELDS:
+        raise ValueError(f"setting 'bias_field' must be one of {BIAS_FIELDS}, got {bias_field!r}")
+    scaling = _scaling(method, intensity, keys, mask_key, b_min, b_max, upper, clip, landmarks)
+    if bias_field == "n4":
+        return Compose([CorrectBiasFieldd(keys, mask_key), scaling])
+    return scaling
+
+
+def _scaling(method, intensity, keys, mask_key, b_min, b_max, upper, clip, landmarks) -> MapTransform:
     if intensity == "standard":
         return StandardiseIntensityd(keys, mask_key, "median", upper, b_min, b_max, clip)
     if intensity == "histogram":
