@@ -120,28 +120,30 @@ KEPT_CONTRAST = 0.97
 def corrected(x: np.ndarray, brain: np.ndarray, levels: int | None) -> np.ndarray:
     """``x`` divided by its N4 field with ``levels`` fitting levels (unchanged for None), in brain medians."""
     y = x if levels is None else np.where(brain, x / n4_bias_field(x, brain, levels=levels), x)
-    return np.clip(y, 0, None) / tissue_reference(y[brain], "median")
+    return standardise(y, brain, "median")
 
 
 def bias_field_report(validation, iqr: float, seed: int) -> dict:
-    """Per correction: healthy-voxel difference from the scan as acquired, and lesion contrast kept."""
+    """Per correction: healthy-voxel difference from the scan as acquired, and lesion contrast kept. Every
+    correction sees the same perturbed and painted volumes (drawn once per case from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for case, x, brain in validation:
+        fields = {"as acquired": 1.0, "bias field": np.exp(0.25 * smooth_field(x.shape, rng)),
+                  "coil field 1": coil_field(x.shape, rng), "coil field 2": coil_field(x.shape, rng)}
+        painted, lesion = paint_lesions(x, brain, "hyperintense", rng)
+        ring = ndimage.binary_dilation(lesion, iterations=6) & ~ndimage.binary_dilation(lesion, iterations=2) & brain
+        cases.append((case, x, brain, fields, painted, lesion, ring, corrected(x, brain, None),
+                      corrected(painted, brain, None)))
     report: dict = {}
     for name, levels in BIAS_CORRECTIONS.items():
-        rng = np.random.default_rng(seed)
         rows = {}
-        for case, x, brain in validation:
-            reference = corrected(x, brain, None)
-            fields = {"as acquired": 1.0, "bias field": np.exp(0.25 * smooth_field(x.shape, rng)),
-                      "coil field 1": coil_field(x.shape, rng), "coil field 2": coil_field(x.shape, rng)}
+        for case, x, brain, fields, painted, lesion, ring, reference, painted_uncorrected in cases:
             for perturbation, field in fields.items():
-                p = x * field
-                rows[f"{case}: {perturbation}"] = float(np.abs(corrected(p, brain, levels) - reference)[brain].mean()
-                                                        / iqr)
-            painted, lesion = paint_lesions(x, brain, "hyperintense", rng)
-            ring = ndimage.binary_dilation(lesion, iterations=6) & ~ndimage.binary_dilation(lesion, iterations=2)
-            ring &= brain
-            with_field, without = corrected(painted, brain, levels), corrected(painted, brain, None)
-            contrast = [v[lesion].mean() - v[ring].mean() for v in (with_field, without)]
+                difference = np.abs(corrected(x * field, brain, levels) - reference)[brain].mean()
+                rows[f"{case}: {perturbation}"] = float(difference / iqr)
+            contrast = [v[lesion].mean() - v[ring].mean()
+                        for v in (corrected(painted, brain, levels), painted_uncorrected)]
             rows[f"{case}: lesion contrast kept"] = float(contrast[0] / contrast[1])
         distance = float(np.mean([v for k, v in rows.items() if "kept" not in k]))
         kept = float(np.min([v for k, v in rows.items() if "kept" in k]))
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{candidate:10s} mean distance {report['distance'][candidate]:.3f}  "
               + "  ".join(f"{k.split(': ')[1]} {v:.2f}" for k, v in rows.items() if k.startswith(validation[0][0])))
     best = min(report["distance"], key=report["distance"].get)
-    pooled = np.concatenate([corrected(x, b, None)[b] for _, x, b in training])
+    pooled = np.concatenate([standardise(x, b, "median")[b] for _, x, b in training])
     iqr = float(np.subtract(*np.percentile(pooled, [75, 25])))
     report["bias_field"] = bias_field_report(validation, iqr, args.seed)
     print(f"bias field: {report['bias_field']['best']}")
