@@ -4,12 +4,18 @@ multiplicative field over a two-tissue phantom is recovered and removed."""
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor
-from monai.transforms import Compose
+from monai.data import CacheDataset, MetaTensor
+from monai.transforms import Compose, RandFlipd
 
 from diffusion_anomaly.bias_field import n4_bias_field
 from diffusion_anomaly.errors import InputDataError
-from diffusion_anomaly.transforms.standardise import CorrectBiasFieldd, intensity_scaling
+from diffusion_anomaly.transforms import standardise
+from diffusion_anomaly.transforms.standardise import (
+    BiasCorrectedScalingd,
+    CorrectBiasFieldd,
+    StandardiseIntensityd,
+    intensity_scaling,
+)
 
 
 def _phantom(shape=(48, 48, 32), seed=0):
@@ -79,10 +85,37 @@ def test_transform_corrects_inside_the_mask_keeps_the_background_and_meta():
 
 def test_intensity_scaling_bias_field_setting():
     step = intensity_scaling("disyre", "standard", bias_field="n4")
-    assert isinstance(step, Compose) and isinstance(step.transforms[0], CorrectBiasFieldd)
-    assert not isinstance(intensity_scaling("disyre", "standard"), Compose)
+    assert isinstance(step, BiasCorrectedScalingd) and isinstance(step.correction, CorrectBiasFieldd)
+    assert isinstance(step.scaling, StandardiseIntensityd)
+    assert isinstance(intensity_scaling("disyre", "standard"), StandardiseIntensityd)
+    biased, brain, _, _ = _phantom((24, 24, 16))
+    data = {"image": torch.from_numpy(biased)[None], "foreground_mask": torch.from_numpy(brain)[None]}
+    chained = step.scaling(CorrectBiasFieldd("image")(data))["image"]  # the two steps one after the other
+    assert torch.equal(step(data)["image"], chained)
     with pytest.raises(ValueError, match="bias_field"):
         intensity_scaling("disyre", "standard", bias_field="n3")
+
+
+def test_training_cache_keeps_the_bias_corrected_volume(monkeypatch):
+    """The field is fitted once per training volume: CacheDataset caches up to the first random transform, and
+    the N4 step (one deterministic transform, not a Randomizable Compose) is before it."""
+    biased, brain, _, _ = _phantom((24, 24, 16))
+    fits = []
+
+    def counting_n4(*args, **kwargs):
+        fits.append(1)
+        return np.ones(args[0].shape, np.float32)
+
+    monkeypatch.setattr(standardise, "n4_bias_field", counting_n4)
+    data = [{"image": torch.from_numpy(biased)[None], "foreground_mask": torch.from_numpy(brain)[None]}]
+    chain = Compose([intensity_scaling("disyre", "standard", bias_field="n4"),
+                     RandFlipd("image", prob=0.5, spatial_axis=0)])
+    dataset = CacheDataset(data, chain, progress=False)
+    expected = intensity_scaling("disyre", "standard")(data[0])["image"]
+    for _ in range(3):
+        out = dataset[0]["image"]
+        assert torch.allclose(out, expected) or torch.allclose(out, expected.flip(1))
+    assert len(fits) == 1
 
 
 def test_coil_field_is_the_exp_of_a_seeded_polynomial():
