@@ -85,6 +85,9 @@ def test_ceiling_errors_name_the_file(painted_benchmark):
                                                                     "source": {"host": "host_a"}}]))
     with pytest.raises(InputDataError, match="provenance.json: no healthy host recorded for 'host_a_deformation'"):
         ceiling(painted_benchmark / "bench.json", 0.05)
+    (painted_benchmark / "provenance.json").write_text("[{\"case\": 1, \"source\": {\"host\": ")
+    with pytest.raises(InputDataError, match="provenance.json: cannot read the cases' hosts"):
+        ceiling(painted_benchmark / "bench.json", 0.05)
     (painted_benchmark / "provenance.json").unlink()
     with pytest.raises(InputDataError, match="no provenance.json next to the datalist"):
         ceiling(painted_benchmark / "bench.json", 0.05)
@@ -100,3 +103,14 @@ def test_oracle_map_is_the_change_in_brain_median_units():
     host = np.array([[0.0, 100.0, 100.0, 200.0]])
     brain = host > 0
     assert oracle_map(host + [[5.0, 10.0, 0.0, -50.0]], host, brain).tolist() == [[0.0, 0.1, 0.0, 0.5]]
+
+
+def test_report_says_why_it_has_no_ceiling_and_writes_one_when_it_can(painted_benchmark, tmp_path):
+    from diffusion_anomaly.cli.benchmark import _ceiling_section
+
+    out = tmp_path / "report"
+    section = _ceiling_section(painted_benchmark / "bench.json", out)
+    assert section.endswith(markdown(ceiling(painted_benchmark / "bench.json", 0.05), 0.05))
+    assert json.loads((out / "ceiling.json").read_text())["tolerance"] == 0.05
+    (painted_benchmark / "provenance.json").unlink()
+    assert _ceiling_section(painted_benchmark / "bench.json", out).startswith("\nNo detectability ceiling: ")

@@ -111,10 +111,11 @@ def group_table(results: dict[str, dict]) -> str:
 
 
 def _ceiling_section(datalist: Path | None, out: Path) -> str:
-    """The detectability ceiling of a painted benchmark (``benchmark_ceiling``), or why there is none."""
+    """The detectability ceiling of a painted benchmark (``benchmark_ceiling``), or why there is none (it comes
+    after hours of runs, so no problem of its own may cost the report)."""
     try:
         results = ceiling((datalist or REPO / "shared/demo_data/datalist.json").resolve(), CEILING_TOLERANCE)
-    except InputDataError as err:
+    except (InputDataError, OSError) as err:
         return f"\nNo detectability ceiling: {err}\n"
     atomic_write_json(out / "ceiling.json", {"tolerance": CEILING_TOLERANCE, "families": results})
     return ("\nDetectability ceiling (an oracle that sees the healthy host: |painted - host| / brain median; "

@@ -1,8 +1,8 @@
 """How detectable the painted lesions of a synthetic-anomaly benchmark are: the score of an oracle that sees the
 healthy scan each case was painted into.
 
-The oracle's map is |painted - healthy host| / (brain median of the host) inside the brain, so it is the best any
-method reading the image could hope for: a lesion voxel it cannot separate from healthy tissue did not change.
+The oracle's map is |painted - healthy host| / (brain median of the host) inside the brain: how much of each label
+is visible at all (a lesion voxel whose intensity did not change can only be inferred from its surroundings).
 Reported per lesion family and pooled, with the same pooled AP / AUROC as the evaluator, plus the fraction of
 each family's label whose intensity changed by more than ``tolerance`` (the benchmark uses 5 % of the brain median) and
 the fraction of healthy brain voxels that changed that much (tissue a deformation moved outside its label).
@@ -63,8 +63,12 @@ def hosts_from_provenance(datalist: Path) -> dict[str, str]:
     path = datalist.parent / "provenance.json"
     if not path.is_file():
         raise InputDataError(str(path), "no provenance.json next to the datalist: it names each case's healthy host")
-    return {e["case"]: e["source"]["host"] for e in json.loads(path.read_text())
-            if isinstance(e.get("source"), dict) and e["source"].get("host")}
+    try:
+        entries = json.loads(path.read_text())
+        return {e["case"]: e["source"]["host"] for e in entries
+                if isinstance(e, dict) and isinstance(e.get("source"), dict) and e["source"].get("host")}
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputDataError(str(path), f"cannot read the cases' hosts: {err!r}") from err
 
 
 def ceiling(datalist: Path, tolerance: float) -> dict[str, dict]:
