@@ -79,12 +79,15 @@ def ceiling(datalist: Path, tolerance: float) -> dict[str, dict]:
         raise InputDataError(str(datalist), "no test case carries a 'family': not a painted benchmark")
     families: dict[str, FamilyCeiling] = {}
     pooled = FamilyCeiling(tolerance)
+    host_path_read, host = "", np.zeros(0)  # a host's cases follow one another (one per family): read it once
     for entry in cases:
         case = entry["case"]
         if case not in hosts:
             raise InputDataError(str(datalist.parent / "provenance.json"), f"no healthy host recorded for {case!r}")
         host_path = str(datalist.parent / hosts[case] / "t1.nii.gz")
-        painted, host = load_volume(entry["image"], dtype=np.float64)[0], load_volume(host_path, dtype=np.float64)[0]
+        if host_path != host_path_read:
+            host_path_read, host = host_path, load_volume(host_path, dtype=np.float64)[0]
+        painted = load_volume(entry["image"], dtype=np.float64)[0]
         brain, label = load_volume(entry["foreground_mask"])[0] > 0, load_volume(entry["label"])[0] > 0
         if not painted.shape == host.shape == brain.shape == label.shape:
             raise InputDataError(host_path, f"host grid {host.shape} differs from case {case!r} {painted.shape}")
